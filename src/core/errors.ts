@@ -1,0 +1,70 @@
+/**
+ * @module core/errors
+ * The one error class of onceonly. Every refusal, from a malformed catalogue file to a bad check
+ * digit in an HTTP path, is an {@link OnceOnlyError} with a stable machine-readable `type`, so
+ * callers branch on the type and never on message text. Its JSON form `{type, message, detail}`
+ * is the X-Road REST error body (X-Road message protocol for REST, §4.5), which later lets the
+ * gateway pass registry errors on unchanged.
+ */
+
+/** Details that say exactly what was wrong: which field, what was expected, what came instead. */
+export interface ErrorDetail {
+  /** Where the problem is: a request field (`query.asAt`), a JSON path (`items[3].owner`), a CSV column. */
+  field?: string;
+  /** What would have been accepted, in words a developer can act on. */
+  expected?: string;
+  /** The file the problem was found in, for configuration and input files. */
+  file?: string;
+  /** 1-based line in `file`, when known. */
+  line?: number;
+  /** Any further structured facts (e.g. the list of all problems found in a file). */
+  [key: string]: unknown;
+}
+
+/** Machine-readable error types and the HTTP status each maps to. */
+export const ERROR_STATUS = {
+  invalid_request: 400,
+  invalid_identifier: 400,
+  invalid_date: 400,
+  unknown_item: 400,
+  invalid_value: 422,
+  invalid_change: 422,
+  invalid_file: 422,
+  conflict: 409,
+  not_found: 404,
+  unknown_subject: 404,
+  payload_too_large: 413,
+  unsupported_media_type: 415,
+  internal_error: 500,
+  service_unavailable: 503,
+} as const;
+
+export type ErrorType = keyof typeof ERROR_STATUS;
+
+/** A typed, expected failure. Anything else thrown is a bug and surfaces as `internal_error`. */
+export class OnceOnlyError extends Error {
+  readonly type: ErrorType;
+  readonly detail: ErrorDetail;
+
+  constructor(type: ErrorType, message: string, detail: ErrorDetail = {}) {
+    super(message);
+    this.name = 'OnceOnlyError';
+    this.type = type;
+    this.detail = detail;
+  }
+
+  /** HTTP status for this error's type. */
+  get status(): number {
+    return ERROR_STATUS[this.type];
+  }
+
+  /** The wire form: X-Road's `{type, message, detail}`. */
+  toJSON(): { type: ErrorType; message: string; detail: ErrorDetail } {
+    return { type: this.type, message: this.message, detail: this.detail };
+  }
+}
+
+/** True for errors this code base raised on purpose. */
+export function isOnceOnlyError(e: unknown): e is OnceOnlyError {
+  return e instanceof OnceOnlyError;
+}
