@@ -1,0 +1,106 @@
+/**
+ * @module registry/routes
+ * HTTP for one registry. The shape of the URLs is the same for every register, only the
+ * collection changes (`/people`, `/addresses`, `/companies`):
+ *
+ * - `GET  /{collection}/{id}?items=a,b&asAt=YYYY-MM-DD&knownAt=INSTANT`: read, enveloped
+ * - `GET  /{collection}/{id}/exists`: existence, nothing else released
+ * - `GET  /{collection}/{id}/history?item=`: every belief about one item, for auditors
+ * - `POST /{collection}`: register a record
+ * - `POST /{collection}/{id}/changes`: a change in the world
+ * - `POST /{collection}/{id}/corrections`: a correction of a recorded value
+ */
+import { Type } from 'typebox';
+import { createApp, ErrorBody, type App } from '../core/http.ts';
+import type { RegistryService } from './service.ts';
+
+const EnvelopeSchema = Type.Object({
+  value: Type.Unknown(),
+  source: Type.String(),
+  lastUpdated: Type.Union([Type.String(), Type.Null()]),
+  classification: Type.String(),
+  unavailable: Type.Optional(Type.Literal(true)),
+  reason: Type.Optional(Type.String()),
+});
+
+const ReadResultSchema = Type.Object({
+  id: Type.String(),
+  asAt: Type.String(),
+  knownAt: Type.Union([Type.String(), Type.Null()]),
+  items: Type.Record(Type.String(), EnvelopeSchema),
+});
+
+const IdParams = Type.Object({ id: Type.String({ maxLength: 64 }) });
+const errors = { 400: ErrorBody, 404: ErrorBody, 409: ErrorBody, 422: ErrorBody };
+
+/** Adds a registry's routes to `app`. */
+export function registryRoutes(app: App, service: RegistryService): void {
+  const c = service.kind.collection;
+  const tags = [service.kind.name];
+
+  app.get(`/${c}/:id`, {
+    schema: {
+      tags,
+      summary: `Read items of a record, each in a {value, source, lastUpdated, classification} envelope`,
+      params: IdParams,
+      querystring: Type.Object({
+        items: Type.String({ description: 'Comma-separated catalogue item ids; only these are released', maxLength: 4096 }),
+        asAt: Type.Optional(Type.String({ description: 'Valid-time date YYYY-MM-DD (default today)' })),
+        knownAt: Type.Optional(Type.String({ description: 'Transaction-time instant: what the registry believed then (default now)' })),
+      }),
+      response: { 200: ReadResultSchema, ...errors },
+    },
+  }, (req) => service.read(req.params.id, req.query.items, { asAt: req.query.asAt, knownAt: req.query.knownAt }));
+
+  app.get(`/${c}/:id/exists`, {
+    schema: { tags, summary: 'Whether the record exists; releases nothing else', params: IdParams, response: { 200: Type.Object({ exists: Type.Boolean() }), 400: ErrorBody } },
+  }, (req) => service.exists(req.params.id));
+
+  app.get(`/${c}/:id/history`, {
+    schema: {
+      tags,
+      summary: 'Every recorded belief about one item, superseded ones included',
+      params: IdParams,
+      querystring: Type.Object({ item: Type.String({ maxLength: 200 }) }),
+      response: { 200: Type.Object({ id: Type.String(), item: Type.String(), facts: Type.Array(Type.Object({}, { additionalProperties: true })) }), ...errors },
+    },
+  }, (req) => service.history(req.params.id, req.query.item));
+
+  app.post(`/${c}`, {
+    schema: { tags, summary: `Register a new record`, body: Type.Object({}, { additionalProperties: true }), response: { 201: Type.Object({ id: Type.String(), changeId: Type.String() }), ...errors } },
+  }, async (req, reply) => reply.status(201).send(await service.register(req.body)));
+
+  app.post(`/${c}/:id/changes`, {
+    schema: {
+      tags,
+      summary: 'Record a change',
+      description: Object.entries(service.kind.changes).map(([k, r]) => `- ${k}: ${r.description}`).join('\n'),
+      params: IdParams,
+      body: Type.Object({ type: Type.String() }, { additionalProperties: true }),
+      response: { 201: Type.Object({ id: Type.String(), changeId: Type.String(), effectiveDate: Type.String(), items: Type.Array(Type.String()) }), ...errors },
+    },
+  }, async (req, reply) => reply.status(201).send(await service.change(req.params.id, req.body)));
+
+  app.post(`/${c}/:id/corrections`, {
+    schema: {
+      tags,
+      summary: 'Correct a wrongly recorded value (kept apart from changes)',
+      params: IdParams,
+      body: Type.Object({ item: Type.String(), value: Type.Unknown(), reason: Type.String(), effectiveDate: Type.Optional(Type.String()) }),
+      response: { 201: Type.Object({ id: Type.String(), changeId: Type.String(), item: Type.String() }), ...errors },
+    },
+  }, async (req, reply) => reply.status(201).send(await service.correct(req.params.id, req.body)));
+
+  app.get('/health', { schema: { hide: true } }, () => ({ status: 'ok', registry: service.subsystem }));
+}
+
+/** A ready HTTP server for one registry. */
+export async function createRegistryServer(service: RegistryService, opts: { logLevel?: string } = {}): Promise<App> {
+  const app = await createApp({
+    title: `onceonly ${service.kind.name} register (${service.subsystem})`,
+    description: 'An authoritative registry. Reads return only the items asked for, each in an envelope.',
+    ...(opts.logLevel ? { logLevel: opts.logLevel } : {}),
+  });
+  registryRoutes(app, service);
+  return app;
+}
