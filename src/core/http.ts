@@ -5,7 +5,7 @@
  * (see core/errors) with the matching status. Schema validation failures name the field.
  */
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyError } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyError } from 'fastify';
 import swagger from '@fastify/swagger';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { OnceOnlyError, isOnceOnlyError } from './errors.ts';
@@ -41,13 +41,15 @@ function validationError(err: FastifyError): OnceOnlyError {
 
 /** Creates a Fastify app with onceonly's error handling and OpenAPI generation registered. */
 export async function createApp(opts: AppOptions): Promise<App> {
+  // Typed as Fastify's base logger so the app's type does not depend on pino's own.
+  const logger: FastifyBaseLogger = createLogger({ level: opts.logLevel ?? 'warn' });
   const app = Fastify({
-    loggerInstance: createLogger({ level: opts.logLevel ?? 'warn' }) as FastifyBaseLogger,
+    loggerInstance: logger,
     bodyLimit: opts.bodyLimit ?? 1024 * 1024,
     // Ids never contain '/', and a request for '/a//b' must not silently become '/a/b'.
     routerOptions: { ignoreDuplicateSlashes: false, ignoreTrailingSlash: false, maxParamLength: 200 },
     // Personal data can sit in URLs (a person's id); request logging is ours to control.
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     ajv: { customOptions: { allErrors: false, coerceTypes: 'array', removeAdditional: false } },
   }).withTypeProvider<TypeBoxTypeProvider>();
 

@@ -7,7 +7,7 @@
  * did we know then" both survive (Snodgrass, "Developing Time-Oriented Database Applications in
  * SQL", ch. 10).
  */
-import type { Kysely, Transaction } from 'kysely';
+import type { CompiledQuery, Kysely, Transaction } from 'kysely';
 import type { Database, FactTable } from '../store/schema.ts';
 import { OnceOnlyError } from '../core/errors.ts';
 
@@ -65,27 +65,43 @@ export async function insertSubject(db: Db, registry: string, subject: string, r
   await db.insertInto('subject').values({ registry, id: subject, recorded_at: recordedAt }).execute();
 }
 
+// Reads are the hot path: building and compiling the same query shape with Kysely costs more
+// than running it. The compiled SQL depends only on how many items are asked for and whether
+// `knownAt` is given, so it is compiled once per shape and run with fresh parameters.
+const readShapes = new WeakMap<object, Map<string, CompiledQuery>>();
+
+function readShape(db: Db, itemCount: number, withKnownAt: boolean): CompiledQuery {
+  let byShape = readShapes.get(db);
+  if (!byShape) readShapes.set(db, (byShape = new Map<string, CompiledQuery>()));
+  const key = `${itemCount}:${withKnownAt ? 1 : 0}`;
+  let compiled = byShape.get(key);
+  if (!compiled) {
+    let q = db
+      .selectFrom('fact')
+      .select(['seq', 'item', 'value', 'valid_from', 'valid_to', 'recorded_at', 'superseded_at', 'kind', 'change_id'])
+      .where('registry', '=', '')
+      .where('subject', '=', '')
+      .where('item', 'in', Array.from({ length: itemCount }, () => ''))
+      .where('valid_from', '<=', '')
+      .where((eb) => eb.or([eb('valid_to', 'is', null), eb('valid_to', '>', '')]));
+    q = withKnownAt
+      ? q.where('recorded_at', '<=', '').where((eb) => eb.or([eb('superseded_at', 'is', null), eb('superseded_at', '>', '')]))
+      : q.where('superseded_at', 'is', null);
+    compiled = q.compile();
+    byShape.set(key, compiled);
+  }
+  return compiled;
+}
+
 /** The facts of `items` valid at `t.asAt`, as believed at `t.knownAt`: at most one per item. */
 export async function factsAt(db: Db, registry: string, subject: string, items: readonly string[], t: ReadTime): Promise<FactRow[]> {
   if (items.length === 0) return [];
-  let q = db
-    .selectFrom('fact')
-    .select(['seq', 'item', 'value', 'valid_from', 'valid_to', 'recorded_at', 'superseded_at', 'kind', 'change_id'])
-    .where('registry', '=', registry)
-    .where('subject', '=', subject)
-    .where('item', 'in', items)
-    .where('valid_from', '<=', t.asAt)
-    .where((eb) => eb.or([eb('valid_to', 'is', null), eb('valid_to', '>', t.asAt)]));
-  const knownAt = t.knownAt;
-  if (knownAt === null) {
-    q = q.where('superseded_at', 'is', null);
-  } else {
-    q = q
-      .where('recorded_at', '<=', knownAt)
-      .where((eb) => eb.or([eb('superseded_at', 'is', null), eb('superseded_at', '>', knownAt)]));
-  }
-  const rows = await q.execute();
-  return rows.map(toRow);
+  const compiled = readShape(db, items.length, t.knownAt !== null);
+  // Parameters in the order the placeholders appear in the compiled SQL above.
+  const parameters: unknown[] = [registry, subject, ...items, t.asAt, t.asAt];
+  if (t.knownAt !== null) parameters.push(t.knownAt, t.knownAt);
+  const res = await db.executeQuery<Pick<FactTable, 'item' | 'value' | 'valid_from' | 'valid_to' | 'recorded_at' | 'superseded_at' | 'kind' | 'change_id'> & { seq: number }>({ ...compiled, parameters });
+  return res.rows.map(toRow);
 }
 
 /** Every valid-time period of one item in the current belief, oldest first. */

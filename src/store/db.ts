@@ -8,7 +8,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import SQLite from 'better-sqlite3';
 import pg from 'pg';
-import { Kysely, Migrator, PostgresDialect, SqliteDialect, type Migration, type MigrationProvider } from 'kysely';
+import { Kysely, Migrator, PostgresDialect, SqliteDialect, type Migration, type MigrationProvider, type SqliteDatabase } from 'kysely';
 import { OnceOnlyError } from '../core/errors.ts';
 import type { Database } from './schema.ts';
 import * as m0001 from './migrations/0001_registries.ts';
@@ -94,8 +94,8 @@ export async function openStore(opts: StoreOptions = {}): Promise<Store> {
       max: 10,
       // int8 (OID 20) as a JS number: our sequences stay far below 2^53.
       types: {
-        getTypeParser: (oid: number, format?: 'text' | 'binary') =>
-          oid === 20 ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format as 'text'),
+        getTypeParser: ((oid: number, format?: 'text' | 'binary'): unknown =>
+          oid === 20 ? (v: string): number => Number(v) : pg.types.getTypeParser(oid, format ?? 'text')) as typeof pg.types.getTypeParser,
       },
       ...(opts.pgSchema ? { options: `-c search_path=${opts.pgSchema}` } : {}),
     });
@@ -115,7 +115,7 @@ export async function openStore(opts: StoreOptions = {}): Promise<Store> {
     sqlite.pragma('synchronous = NORMAL');
     sqlite.pragma('foreign_keys = ON');
     sqlite.pragma('busy_timeout = 5000');
-    const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+    const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: cachingStatements(sqlite) }) });
     store = { db, dialect: 'sqlite', sqlite, location: file, close: () => db.destroy() };
   }
   if (opts.migrate !== false) {
@@ -129,12 +129,33 @@ export async function openStore(opts: StoreOptions = {}): Promise<Store> {
   return store;
 }
 
+/**
+ * Wraps a better-sqlite3 handle so that Kysely reuses prepared statements: Kysely prepares each
+ * query anew, and on hot reads preparing costs as much as running. The set of distinct SQL texts
+ * is small (queries are built from fixed shapes), so a bounded map suffices.
+ */
+function cachingStatements(sqlite: SQLite.Database): SqliteDatabase {
+  const cache = new Map<string, SQLite.Statement>();
+  return {
+    close: () => sqlite.close(),
+    prepare: (text: string) => {
+      let stmt = cache.get(text);
+      if (!stmt) {
+        stmt = sqlite.prepare(text);
+        if (cache.size >= 1000) cache.clear();
+        cache.set(text, stmt);
+      }
+      return stmt;
+    },
+  };
+}
+
 /** Applies every pending migration; returns the names applied. Throws if any fails. */
 export async function migrate(store: Store): Promise<string[]> {
   const migrator = new Migrator({ db: store.db, provider: new CodeMigrationProvider(store.dialect) });
   const { error, results } = await migrator.migrateToLatest();
   if (error) {
-    throw new OnceOnlyError('internal_error', `migration failed: ${error instanceof Error ? error.message : String(error)}`);
+    throw new OnceOnlyError('internal_error', `migration failed: ${error instanceof Error ? error.message : JSON.stringify(error)}`);
   }
   return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
 }

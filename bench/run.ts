@@ -1,0 +1,25 @@
+/**
+ * @module bench/run
+ * `npm run bench [-- --quick]`: runs every benchmark and prints each figure with its same-run
+ * baseline and the ratio. `--quick` shrinks sizes for a smoke run; `--json` prints one JSON line.
+ */
+import { runFoundation, type BenchResult } from './foundation.ts';
+
+const quick = process.argv.includes('--quick');
+const json = process.argv.includes('--json');
+
+const results: BenchResult[] = await runFoundation({
+  people: quick ? 20_000 : 1_000_000,
+  readPeople: quick ? 2_000 : 100_000,
+  seconds: quick ? 2 : 8,
+});
+
+if (json) {
+  process.stdout.write(`${JSON.stringify(results)}\n`);
+} else {
+  const fmt = (n: number): string => (n >= 100 ? Math.round(n).toLocaleString('en-GB') : n.toFixed(2));
+  for (const r of results) {
+    process.stdout.write(`\n${r.name}\n  ${fmt(r.value)} ${r.unit}   baseline (${r.baselineName}): ${fmt(r.baseline)} ${r.unit}   ratio ${r.ratio.toFixed(3)}\n`);
+    if (r.extra) process.stdout.write(`  ${Object.entries(r.extra).map(([k, v]) => `${k}=${typeof v === 'number' ? fmt(v) : v}`).join('  ')}\n`);
+  }
+}

@@ -1,0 +1,210 @@
+/**
+ * @module catalogue/agreements
+ * The public register of data-sharing agreements: which client subsystem may read which catalogue
+ * items from which provider, for which purpose, under which legal basis, from when until when.
+ * Providers enforce it deny-by-default; the form check uses it to tell a service whether it may
+ * re-use a fact instead of asking for it again.
+ *
+ * Every agreement has an end date. Open-ended sharing is what the register exists to prevent
+ * (UK GDPR Art. 5(1)(e) storage limitation applies to access too), so `validUntil` is required;
+ * both `validFrom` and `validUntil` are inclusive calendar dates.
+ */
+import { fileURLToPath } from 'node:url';
+import { parseIsoDate } from '../core/dates.ts';
+import { formatSubsystemId, parseSubsystemId } from '../core/ids.ts';
+import type { Catalogue } from './catalogue.ts';
+import { ProblemCollector, readDocument, type DocPath, type Locator } from './document.ts';
+
+/** Why data is shared: a stable id that requests name, and words a citizen can read. */
+export interface Purpose {
+  readonly id: string;
+  readonly description: string;
+}
+
+/** One data-sharing agreement. */
+export interface Agreement {
+  /** Stable slug, e.g. `leeds-parking-population`. */
+  readonly id: string;
+  /** The subsystem that reads. */
+  readonly client: string;
+  /** The subsystem that serves; it masters every item of the agreement. */
+  readonly provider: string;
+  /** Catalogue item ids, at least one. */
+  readonly items: readonly string[];
+  readonly purpose: Purpose;
+  /** The law that allows the sharing, e.g. "Digital Economy Act 2017, s.35". */
+  readonly legalBasis: string;
+  /** First day in force, `YYYY-MM-DD`, inclusive. */
+  readonly validFrom: string;
+  /** Last day in force, `YYYY-MM-DD`, inclusive. */
+  readonly validUntil: string;
+  /** The provider releases the data only with the subject's recorded consent. */
+  readonly consentRequired: boolean;
+  /** The subject sees the data at the source and approves its release first (OOTS preview). */
+  readonly previewRequired: boolean;
+}
+
+/** What {@link AgreementRegister.findCovering} looks for. */
+export interface CoveringQuery {
+  client: string;
+  provider: string;
+  /** Every one of these items must be in the agreement. */
+  items: readonly string[];
+  /** When given, only an agreement for this purpose qualifies. */
+  purposeId?: string;
+  /** `YYYY-MM-DD`; the agreement must be in force on this day. */
+  date: string;
+}
+
+const KEYS = ['id', 'client', 'provider', 'items', 'purpose', 'legalBasis', 'validFrom', 'validUntil'] as const;
+const OPTIONAL = ['consentRequired', 'previewRequired'] as const;
+
+function canonical(id: string, field: string): string {
+  return formatSubsystemId(parseSubsystemId(id, field));
+}
+
+/** True when `a` is in force on `date` (inclusive at both ends). */
+export function isInForce(a: Agreement, date: string): boolean {
+  // ISO dates compare correctly as text.
+  return a.validFrom <= date && date <= a.validUntil;
+}
+
+/** The loaded register of agreements. */
+export class AgreementRegister {
+  readonly #agreements: readonly Agreement[];
+  readonly #byId: ReadonlyMap<string, Agreement>;
+
+  /** Use {@link loadAgreements} or {@link parseAgreements}; this trusts already-checked agreements. */
+  constructor(agreements: readonly Agreement[]) {
+    this.#agreements = agreements;
+    this.#byId = new Map(agreements.map((a) => [a.id, a]));
+  }
+
+  /** All agreements, in file order, including expired and future ones (the register is public history). */
+  list(): Agreement[] {
+    return [...this.#agreements];
+  }
+
+  /** The agreement with this id, or undefined. */
+  get(id: string): Agreement | undefined {
+    return this.#byId.get(id);
+  }
+
+  /** The agreements in force on `date` (`YYYY-MM-DD`; `invalid_date` otherwise). */
+  inForce(date: string): Agreement[] {
+    const d = parseIsoDate(date, 'date');
+    return this.#agreements.filter((a) => isInForce(a, d));
+  }
+
+  /** The agreements in force on `date` between this client and provider. */
+  forClientAndProvider(client: string, provider: string, date: string): Agreement[] {
+    const c = canonical(client, 'client');
+    const p = canonical(provider, 'provider');
+    return this.inForce(date).filter((a) => a.client === c && a.provider === p);
+  }
+
+  /**
+   * The first agreement (in register order) in force on `date` that lets `client` read all of
+   * `items` from `provider`, for `purposeId` when given; undefined when none does.
+   */
+  findCovering(query: CoveringQuery): Agreement | undefined {
+    return this.forClientAndProvider(query.client, query.provider, query.date).find(
+      (a) => (query.purposeId === undefined || a.purpose.id === query.purposeId) && query.items.every((i) => a.items.includes(i)),
+    );
+  }
+}
+
+/**
+ * Checks a parsed agreements document `{agreements: [...]}` against the catalogue and builds the
+ * register; every problem is collected and thrown together as one `invalid_file`.
+ */
+export function parseAgreements(doc: unknown, file: string, catalogue: Catalogue, locate?: Locator): AgreementRegister {
+  const p = new ProblemCollector(file, locate);
+  const root = p.object(doc, [], ['agreements'], [], true);
+  const raw = root ? p.array(root['agreements'], ['agreements']) : undefined;
+  const out: Agreement[] = [];
+  const seen = new Map<string, number>();
+
+  (raw ?? []).forEach((entry, index) => {
+    const at: DocPath = ['agreements', index];
+    const o = p.object(entry, at, KEYS, OPTIONAL);
+    if (!o) return;
+    const id = p.slug(o['id'], [...at, 'id']);
+    const name = id ?? `agreements[${index}]`;
+    const client = p.subsystem(o['client'], [...at, 'client']);
+    const provider = p.subsystem(o['provider'], [...at, 'provider']);
+    if (client !== undefined && provider !== undefined && client === provider) {
+      p.report([...at, 'provider'], `agreement "${name}": client and provider are both ${client}; a subsystem needs no agreement to read its own data`, 'a provider other than the client');
+    }
+    const purpose = readPurpose(p, o['purpose'], [...at, 'purpose']);
+    const legalBasis = p.string(o['legalBasis'], [...at, 'legalBasis']);
+    const validFrom = p.date(o['validFrom'], [...at, 'validFrom']);
+    const validUntil = p.date(o['validUntil'], [...at, 'validUntil']);
+    if (validFrom !== undefined && validUntil !== undefined && validUntil < validFrom) {
+      p.report([...at, 'validUntil'], `agreement "${name}": validUntil ${validUntil} is before validFrom ${validFrom}`, `a date on or after ${validFrom}`);
+    }
+    const consentRequired = p.boolean(o['consentRequired'], [...at, 'consentRequired'], false);
+    const previewRequired = p.boolean(o['previewRequired'], [...at, 'previewRequired'], false);
+    const items = readItems(p, o['items'], [...at, 'items'], name, provider, catalogue);
+
+    if (id !== undefined) {
+      const prior = seen.get(id);
+      if (prior !== undefined) p.report([...at, 'id'], `duplicate agreement id "${id}" (first at agreements[${prior}])`, 'each agreement id once');
+      else seen.set(id, index);
+    }
+    if (id === undefined || client === undefined || provider === undefined || !items || !purpose || legalBasis === undefined || validFrom === undefined || validUntil === undefined) return;
+    out.push({ id, client, provider, items, purpose, legalBasis, validFrom, validUntil, consentRequired, previewRequired });
+  });
+
+  p.throwIfAny('agreements');
+  return new AgreementRegister(out);
+}
+
+/** The shipped register of agreements, found relative to this file so that any working directory works. */
+export const DEFAULT_AGREEMENTS_FILE = fileURLToPath(new URL('../../config/agreements.yaml', import.meta.url));
+
+/** Reads and checks an agreements file (`.yaml`, `.yml` or `.json`) against the catalogue. */
+export function loadAgreements(file: string, catalogue: Catalogue): AgreementRegister {
+  const { doc, locate } = readDocument(file);
+  return parseAgreements(doc, file, catalogue, locate);
+}
+
+function readPurpose(p: ProblemCollector, v: unknown, path: DocPath): Purpose | undefined {
+  if (v === undefined || v === null) return undefined;
+  const o = p.object(v, path, ['id', 'description']);
+  if (!o) return undefined;
+  const id = p.slug(o['id'], [...path, 'id']);
+  const description = p.string(o['description'], [...path, 'description']);
+  return id !== undefined && description !== undefined ? { id, description } : undefined;
+}
+
+function readItems(p: ProblemCollector, v: unknown, path: DocPath, name: string, provider: string | undefined, catalogue: Catalogue): string[] | undefined {
+  const list = p.array(v, path, true);
+  if (!list) return undefined;
+  const items: string[] = [];
+  let ok = true;
+  list.forEach((raw, i) => {
+    const at = [...path, i];
+    const itemId = p.string(raw, at);
+    if (itemId === undefined) {
+      ok = false;
+      return;
+    }
+    const item = catalogue.get(itemId);
+    if (!item) {
+      p.report(at, `agreement "${name}" names "${itemId}", which is not an item of the catalogue`, 'an item id from the catalogue');
+      ok = false;
+    } else if (provider !== undefined && item.owner !== provider) {
+      // A provider can only release what it masters; anything else would be a copy of a copy.
+      p.report(at, `agreement "${name}" names item "${itemId}", which ${provider} does not master: its owner is ${item.owner}`, `an item mastered by ${provider}`);
+      ok = false;
+    } else if (items.includes(itemId)) {
+      p.report(at, `agreement "${name}" lists item "${itemId}" twice`, 'each item once');
+      ok = false;
+    } else {
+      items.push(itemId);
+    }
+  });
+  return ok ? items : undefined;
+}
+

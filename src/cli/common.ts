@@ -1,0 +1,52 @@
+/**
+ * @module cli/common
+ * What every command shares: where the data lives, opening the store, package-relative paths,
+ * and turning a typed error into a message on stderr and an exit code.
+ */
+import { fileURLToPath } from 'node:url';
+import { isOnceOnlyError } from '../core/errors.ts';
+import { openStore, type Store } from '../store/db.ts';
+
+/** Absolute path of a file shipped with the package (config/, examples/). */
+export function packagePath(rel: string): string {
+  return fileURLToPath(new URL(`../../${rel}`, import.meta.url));
+}
+
+/** Options every store-using command accepts. */
+export interface StoreCliOptions {
+  data?: string;
+}
+
+/** Opens the store: PostgreSQL when DATABASE_URL is set, else SQLite under `--data` (default ./data). */
+export function openCliStore(opts: StoreCliOptions): Promise<Store> {
+  return openStore({ databaseUrl: process.env['DATABASE_URL'], dataDir: opts.data ?? 'data' });
+}
+
+/** Prints an error for a person at a terminal and returns the exit code to use (2: bad input, 1: failure). */
+export function reportError(e: unknown): number {
+  if (isOnceOnlyError(e)) {
+    process.stderr.write(`error (${e.type}): ${e.message}\n`);
+    const d = e.detail;
+    const where = [d.file, d.line !== undefined ? `line ${d.line}` : undefined, d.field].filter(Boolean).join(', ');
+    if (where) process.stderr.write(`  at: ${where}\n`);
+    if (d.expected) process.stderr.write(`  expected: ${d.expected}\n`);
+    const problems = d['problems'];
+    if (Array.isArray(problems) && problems.length > 1) {
+      for (const p of problems.slice(0, 50)) process.stderr.write(`  - ${JSON.stringify(p)}\n`);
+    }
+    return e.status < 500 ? 2 : 1;
+  }
+  process.stderr.write(`error: ${e instanceof Error ? e.message : String(e)}\n`);
+  return 1;
+}
+
+/** Parses a positive integer option, naming it when it is not one. */
+export function intOption(name: string, min: number, max: number): (v: string) => number {
+  return (v: string) => {
+    const n = Number(v);
+    if (!/^\d+$/.test(v) || !Number.isSafeInteger(n) || n < min || n > max) {
+      throw new Error(`--${name} must be a whole number from ${min} to ${max}, got ${JSON.stringify(v)}`);
+    }
+    return n;
+  };
+}

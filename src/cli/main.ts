@@ -1,0 +1,39 @@
+/**
+ * @module cli/main
+ * The `onceonly` command. Each capability registers its own subcommands; this file only
+ * assembles them, so the arrows point from the CLI to the capabilities and never back.
+ */
+import { Command } from 'commander';
+import { registerDemoCommand } from './demo.ts';
+import { registerRegistryCommands } from './registry.ts';
+import { registerCatalogueCommands } from './catalogue.ts';
+import { openCliStore, reportError } from './common.ts';
+import { migrate } from '../store/db.ts';
+
+const program = new Command();
+program.name('onceonly').description('acquire each fact once, in the register that masters it, and re-use it everywhere').version('0.1.0');
+
+program
+  .command('migrate')
+  .description('apply pending database migrations (PostgreSQL when DATABASE_URL is set, else SQLite under --data)')
+  .option('--data <dir>', 'data directory for the embedded store', 'data')
+  .action(async (opts: { data: string }) => {
+    try {
+      const store = await openCliStore({ ...opts });
+      try {
+        // openStore already migrates; run again to report and to prove the set is idempotent.
+        const applied = await migrate(store);
+        process.stdout.write(`${store.location}: migrations up to date${applied.length ? ` (applied ${applied.join(', ')})` : ''}\n`);
+      } finally {
+        await store.close();
+      }
+    } catch (e) {
+      process.exitCode = reportError(e);
+    }
+  });
+
+registerDemoCommand(program);
+registerRegistryCommands(program);
+registerCatalogueCommands(program);
+
+await program.parseAsync(process.argv);

@@ -1,0 +1,82 @@
+/**
+ * The demo end to end, as a newcomer runs it: the real CLI in a child process, its one JSON line,
+ * the example requests it prints, a clean stop on SIGTERM, and a restart that keeps the data.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+const BIN = fileURLToPath(new URL('../../bin/onceonly.js', import.meta.url));
+const dir = mkdtempSync(join(tmpdir(), 'onceonly-demo-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+interface DemoLine {
+  endpoints: { name: string; url: string; openapi: string }[];
+  examples: { method: string; url: string; headers: Record<string, string> }[];
+}
+
+/** Starts the demo, waits for its JSON line, and returns it with a function that stops it. */
+function startDemo(): Promise<{ line: DemoLine; stop: () => Promise<number | null> }> {
+  // DATABASE_URL is cleared: the demo must work on the embedded default.
+  const env = { ...process.env, DATABASE_URL: '' };
+  const child = spawn(process.execPath, [BIN, 'demo', '--json', '--port', '0', '--people', '300', '--data', dir], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`demo did not print its JSON line; stderr: ${err}`)), 120_000);
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      const nl = out.indexOf('\n');
+      if (nl >= 0) {
+        clearTimeout(timer);
+        resolve({
+          line: JSON.parse(out.slice(0, nl)) as DemoLine,
+          stop: async () => {
+            child.kill('SIGTERM');
+            return exited;
+          },
+        });
+      }
+    });
+    void exited.then((code) => reject(new Error(`demo exited with ${code}: ${err}`)));
+  });
+}
+
+test('the demo prints one JSON line whose example requests succeed, stops cleanly, and keeps its data', async () => {
+  const first = await startDemo();
+  try {
+    assert.deepEqual(first.line.endpoints.map((e) => e.name), ['catalogue', 'population', 'addresses', 'companies']);
+    assert.ok(first.line.examples.length >= 3);
+    for (const ex of first.line.examples) {
+      const res = await fetch(ex.url, { method: ex.method, headers: ex.headers });
+      assert.equal(res.status, 200, ex.url);
+      const body = (await res.json()) as { items?: Record<string, { value: unknown; source: string }> };
+      if (body.items) for (const env of Object.values(body.items)) assert.ok('source' in env && 'value' in env);
+    }
+    // A change recorded through the API must survive the restart.
+    const personUrl = first.line.examples[0]!.url.split('?')[0]!;
+    const change = await fetch(`${personUrl}/changes`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ type: 'name', givenName: 'Restartina', effectiveDate: '2026-01-02' }) });
+    assert.equal(change.status, 201, await change.clone().text());
+    for (const e of first.line.endpoints) {
+      const doc = (await (await fetch(e.openapi)).json()) as { openapi: string };
+      assert.equal(doc.openapi, '3.1.0');
+    }
+  } finally {
+    assert.equal(await first.stop(), 0, 'SIGTERM stops the demo with exit code 0');
+  }
+  const second = await startDemo();
+  try {
+    // The data was reused, not generated again: the change made before the restart is there.
+    const res = await fetch(second.line.examples[0]!.url);
+    const body = (await res.json()) as { items: Record<string, { value: unknown }> };
+    assert.equal(body.items['person.givenName']!.value, 'Restartina');
+  } finally {
+    assert.equal(await second.stop(), 0);
+  }
+});
