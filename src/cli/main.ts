@@ -7,6 +7,7 @@ import { Command } from 'commander';
 import { registerDemoCommand } from './demo.ts';
 import { registerRegistryCommands } from './registry.ts';
 import { registerCatalogueCommands } from './catalogue.ts';
+import { registerCentralCommands } from './central.ts';
 import { openCliStore, reportError } from './common.ts';
 import { migrate } from '../store/db.ts';
 
@@ -35,5 +36,6 @@ program
 registerDemoCommand(program);
 registerRegistryCommands(program);
 registerCatalogueCommands(program);
+registerCentralCommands(program);
 
 await program.parseAsync(process.argv);

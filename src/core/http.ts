@@ -21,6 +21,10 @@ export interface AppOptions {
   bodyLimit?: number;
   /** Log requests (default: only warnings and errors, and never bodies or URLs with personal data). */
   logLevel?: string;
+  /** Longest URL parameter (default 200); gateways route whole service paths through one. */
+  maxParamLength?: number;
+  /** Builds the server, e.g. an HTTPS server with client certificates (Fastify `serverFactory`). */
+  serverFactory?: (handler: (req: IncomingMessage, res: ServerResponse) => void) => Server;
 }
 
 /** Turns a Fastify/Ajv validation failure into our typed error, naming the offending field. */
@@ -47,7 +51,8 @@ export async function createApp(opts: AppOptions): Promise<App> {
     loggerInstance: logger,
     bodyLimit: opts.bodyLimit ?? 1024 * 1024,
     // Ids never contain '/', and a request for '/a//b' must not silently become '/a/b'.
-    routerOptions: { ignoreDuplicateSlashes: false, ignoreTrailingSlash: false, maxParamLength: 200 },
+    routerOptions: { ignoreDuplicateSlashes: false, ignoreTrailingSlash: false, maxParamLength: opts.maxParamLength ?? 200 },
+    ...(opts.serverFactory ? { serverFactory: opts.serverFactory } : {}),
     // Personal data can sit in URLs (a person's id); request logging is ours to control.
     logController: new LogController({ disableRequestLogging: true }),
     ajv: { customOptions: { allErrors: false, coerceTypes: 'array', removeAdditional: false } },

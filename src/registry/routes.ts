@@ -13,6 +13,8 @@
 import { Type } from 'typebox';
 import { createApp, ErrorBody, type App } from '../core/http.ts';
 import type { RegistryService } from './service.ts';
+import { OnceOnlyError } from '../core/errors.ts';
+import { safeEqual } from '../core/crypto.ts';
 
 const EnvelopeSchema = Type.Object({
   value: Type.Unknown(),
@@ -95,12 +97,25 @@ export function registryRoutes(app: App, service: RegistryService): void {
 }
 
 /** A ready HTTP server for one registry. */
-export async function createRegistryServer(service: RegistryService, opts: { logLevel?: string } = {}): Promise<App> {
+export async function createRegistryServer(service: RegistryService, opts: { logLevel?: string; token?: string } = {}): Promise<App> {
   const app = await createApp({
     title: `onceonly ${service.kind.name} register (${service.subsystem})`,
     description: 'An authoritative registry. Reads return only the items asked for, each in an envelope.',
     ...(opts.logLevel ? { logLevel: opts.logLevel } : {}),
   });
+  const token = opts.token;
+  if (token !== undefined) {
+    // Behind a gateway the registry answers only its gateway: everyone else must go through the
+    // exchange, where agreements are enforced and every release is logged.
+    const expected = `Bearer ${token}`;
+    app.addHook('onRequest', async (req) => {
+      if (req.url === '/health') return;
+      const got = req.headers.authorization;
+      if (typeof got !== 'string' || !safeEqual(got, expected)) {
+        throw new OnceOnlyError('unauthorized', 'this registry is reached through its gateway', { field: 'headers.authorization', expected: 'the gateway\'s service credential' });
+      }
+    });
+  }
   registryRoutes(app, service);
   return app;
 }

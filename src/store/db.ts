@@ -12,6 +12,8 @@ import { Kysely, Migrator, PostgresDialect, SqliteDialect, type Migration, type 
 import { OnceOnlyError } from '../core/errors.ts';
 import type { Database } from './schema.ts';
 import * as m0001 from './migrations/0001_registries.ts';
+import * as m0002 from './migrations/0002_central.ts';
+import * as m0003 from './migrations/0003_gateway.ts';
 
 export type Dialect = 'sqlite' | 'postgres';
 
@@ -23,6 +25,8 @@ export interface Store {
   sqlite?: SQLite.Database;
   /** Human description of where the data lives, with no credentials in it. */
   location: string;
+  /** The PostgreSQL schema the store was opened in, when one was given. */
+  pgSchema?: string;
   close(): Promise<void>;
 }
 
@@ -48,6 +52,8 @@ type DialectMigration = {
 };
 const MIGRATIONS: Record<string, DialectMigration> = {
   '0001_registries': m0001,
+  '0002_central': m0002,
+  '0003_gateway': m0003,
 };
 
 class CodeMigrationProvider implements MigrationProvider {
@@ -100,7 +106,7 @@ export async function openStore(opts: StoreOptions = {}): Promise<Store> {
       ...(opts.pgSchema ? { options: `-c search_path=${opts.pgSchema}` } : {}),
     });
     const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
-    store = { db, dialect: 'postgres', location: describeUrl(opts.databaseUrl), close: () => db.destroy() };
+    store = { db, dialect: 'postgres', location: describeUrl(opts.databaseUrl), ...(opts.pgSchema ? { pgSchema: opts.pgSchema } : {}), close: () => db.destroy() };
   } else {
     let file = opts.sqliteFile;
     if (!file) {
@@ -152,7 +158,13 @@ function cachingStatements(sqlite: SQLite.Database): SqliteDatabase {
 
 /** Applies every pending migration; returns the names applied. Throws if any fails. */
 export async function migrate(store: Store): Promise<string[]> {
-  const migrator = new Migrator({ db: store.db, provider: new CodeMigrationProvider(store.dialect) });
+  // Kysely looks for its migration tables in every schema unless told which one: without this, a
+  // migrated `public` makes it skip creating them in a test's own schema, and then fail.
+  const migrator = new Migrator({
+    db: store.db,
+    provider: new CodeMigrationProvider(store.dialect),
+    ...(store.pgSchema ? { migrationTableSchema: store.pgSchema } : {}),
+  });
   const { error, results } = await migrator.migrateToLatest();
   if (error) {
     throw new OnceOnlyError('internal_error', `migration failed: ${error instanceof Error ? error.message : JSON.stringify(error)}`);

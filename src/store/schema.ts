@@ -56,4 +56,165 @@ export interface Database {
   subject: SubjectTable;
   fact: FactTable;
   change: ChangeTable;
+  gateway_conf: GatewayConfTable;
+  replay_guard: ReplayGuardTable;
+  message_log: MessageLogTable;
+  message_log_head: MessageLogHeadTable;
+  message_log_checkpoint: MessageLogCheckpointTable;
+  central_member: CentralMemberTable;
+  central_subsystem: CentralSubsystemTable;
+  central_gateway: CentralGatewayTable;
+  central_agreements: CentralAgreementsTable;
+  central_conf: CentralConfTable;
+  central_counter: CentralCounterTable;
+  central_token: CentralTokenTable;
+  central_audit: CentralAuditTable;
+}
+
+/** A verified global configuration a gateway accepted. */
+export interface GatewayConfTable {
+  gateway_id: string;
+  serial: number;
+  jws: string;
+  issued_at: string;
+  expires_at: string;
+  fetched_at: string;
+}
+
+/** Request ids seen, refused again until `expires_at`. */
+export interface ReplayGuardTable {
+  gateway_id: string;
+  client: string;
+  request_id: string;
+  expires_at: string;
+}
+
+/** One exchange as one gateway saw it; a link in that gateway's hash chain. */
+export interface MessageLogTable {
+  seq: Generated<number>;
+  gateway_id: string;
+  position: number;
+  at: string;
+  /** `client` (this gateway sent the request) or `provider` (it served it). */
+  side: string;
+  request_id: string;
+  client: string;
+  service: string;
+  purpose: string | null;
+  agreement: string | null;
+  /** JSON array of item ids, when the service is a registry read. */
+  items: string | null;
+  user_id: string | null;
+  status: number;
+  error_type: string | null;
+  request_hash: string;
+  response_digest: string | null;
+  request_signature: string | null;
+  response_signature: string | null;
+  /** Full bodies only when the gateway is configured to keep them. */
+  request_body: string | null;
+  response_body: string | null;
+  prev_hash: string;
+  hash: string;
+}
+
+export interface MessageLogHeadTable {
+  gateway_id: string;
+  position: number;
+  hash: string;
+}
+
+export interface MessageLogCheckpointTable {
+  gateway_id: string;
+  position: number;
+  hash: string;
+  at: string;
+  conf_serial: number;
+  signature: string;
+}
+
+/** A member (organisation) known to the central authority. */
+export interface CentralMemberTable {
+  /** `INSTANCE/CLASS/MEMBER`. */
+  id: string;
+  name: string;
+  /** `active` or `suspended`. */
+  status: string;
+  created_at: string;
+  updated_at: string;
+}
+
+/** A subsystem of a member. */
+export interface CentralSubsystemTable {
+  /** `INSTANCE/CLASS/MEMBER/SUBSYSTEM`. */
+  id: string;
+  member: string;
+  status: string;
+  created_at: string;
+  updated_at: string;
+}
+
+/** A registered gateway with the certificate the central CA issued it. */
+export interface CentralGatewayTable {
+  /** `INSTANCE/CLASS/MEMBER/GATEWAYCODE`. */
+  id: string;
+  member: string;
+  address: string;
+  tls_certificate: string;
+  /** SHA-256 of the certificate DER, lower-case hex. */
+  fingerprint: string;
+  /** JSON text of the gateway's Ed25519 public JWK. */
+  signing_key: string;
+  status: string;
+  created_at: string;
+  updated_at: string;
+}
+
+/** A published agreements document; the highest version is in force. */
+export interface CentralAgreementsTable {
+  version: number;
+  /** JSON text `{agreements: [...]}`, as validated. */
+  document: string;
+  published_at: string;
+  actor: string;
+}
+
+/** A signed global configuration. */
+export interface CentralConfTable {
+  serial: number;
+  jws: string;
+  issued_at: string;
+  expires_at: string;
+  /** The `state_version` counter it was built from. */
+  state_version: number;
+}
+
+/** Named counters (`conf_serial`, `state_version`). */
+export interface CentralCounterTable {
+  name: string;
+  value: number;
+}
+
+/** A management API token: only its SHA-256 is stored. */
+export interface CentralTokenTable {
+  id: string;
+  /** SHA-256 hex of the token. */
+  hash: string;
+  label: string;
+  created_at: string;
+  revoked_at: string | null;
+}
+
+/** One entry of the admin audit log, a link in its hash chain. */
+export interface CentralAuditTable {
+  seq: number;
+  at: string;
+  /** `cli`, `api:<token-id>` or `init`. */
+  actor: string;
+  action: string;
+  target: string;
+  /** JSON text. */
+  detail: string;
+  prev_hash: string;
+  hash: string;
 }

@@ -1,0 +1,176 @@
+/**
+ * @module central/conf
+ * Building, signing and verifying the global configuration (X-Road's "global configuration":
+ * one signed document that carries the member registry, the gateways with their certificates
+ * and keys, the agreements in force and the CA certificate to every gateway).
+ *
+ * The document travels as a JWS Compact Serialization (RFC 7515 §7.1) signed with Ed25519
+ * (`alg: EdDSA`, RFC 8037 §3.1) by the key named in the anchor, with `typ`
+ * `onceonly-global-conf+jws` (RFC 7515 §4.1.9) so that no other signed object of this
+ * central can be replayed as a configuration. The payload is the {@link GlobalConfiguration}
+ * as UTF-8 JSON.
+ *
+ * Verification is synchronous and depends only on node:crypto: gateways check a configuration on
+ * every refresh and an offline log checker needs it without a network or a JOSE library.
+ */
+import { CompactSign } from 'jose';
+import type { KeyObject } from 'node:crypto';
+import { OnceOnlyError } from '../core/errors.ts';
+import { importPublicJwk, verifyEd25519 } from '../core/crypto.ts';
+import type { Agreement } from '../catalogue/agreements.ts';
+import type { Anchor, GatewayEntry, GlobalConfiguration, MemberEntry, SubsystemEntry } from './types.ts';
+
+/** The JWS `typ` of a global configuration. */
+export const GLOBAL_CONF_TYP = 'onceonly-global-conf+jws';
+
+/** The media type a global configuration is served with (RFC 7515 §9.2.1). */
+export const GLOBAL_CONF_MEDIA_TYPE = 'application/jose';
+
+/** Default validity of a configuration: ten minutes, as issue 3 asks. */
+export const DEFAULT_VALIDITY_SECONDS = 600;
+
+/** How far a configuration's `issuedAt` may lie in the future of the verifier's clock. */
+export const CLOCK_SKEW_SECONDS = 300;
+
+/** Everything a configuration is built from: a snapshot of the central's state. */
+export interface CentralState {
+  instance: string;
+  /** The serial this configuration will carry. */
+  serial: number;
+  caCertificate: string;
+  members: MemberEntry[];
+  subsystems: SubsystemEntry[];
+  gateways: GatewayEntry[];
+  agreements: Agreement[];
+}
+
+/** Options of {@link buildGlobalConfiguration}. */
+export interface BuildOptions {
+  now: Date;
+  /** Seconds until the configuration expires (default {@link DEFAULT_VALIDITY_SECONDS}). */
+  validitySeconds?: number;
+}
+
+/** Options of {@link verifyGlobalConfiguration}. */
+export interface VerifyOptions {
+  /** Refuse a configuration with a lower serial (the one the gateway already holds): no rollback. */
+  minSerial?: number;
+}
+
+const byId = <T extends { id: string }>(a: T, b: T): number => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+
+/** Builds the configuration document from a state snapshot; entries sorted by id so equal states give equal documents. */
+export function buildGlobalConfiguration(state: CentralState, opts: BuildOptions): GlobalConfiguration {
+  const validity = opts.validitySeconds ?? DEFAULT_VALIDITY_SECONDS;
+  if (!Number.isInteger(validity) || validity < 1) throw new OnceOnlyError('invalid_value', 'validitySeconds must be a positive whole number', { field: 'validitySeconds' });
+  return {
+    kind: 'onceonly-global-configuration',
+    version: 1,
+    instance: state.instance,
+    serial: state.serial,
+    issuedAt: opts.now.toISOString(),
+    expiresAt: new Date(opts.now.getTime() + validity * 1000).toISOString(),
+    caCertificate: state.caCertificate,
+    members: [...state.members].sort(byId),
+    subsystems: [...state.subsystems].sort(byId),
+    gateways: [...state.gateways].sort(byId),
+    agreements: [...state.agreements].sort(byId),
+  };
+}
+
+/** Signs a configuration: JWS compact, `alg: EdDSA`, `typ: onceonly-global-conf+jws`. */
+export async function signGlobalConfiguration(conf: GlobalConfiguration, privateKey: KeyObject): Promise<string> {
+  return new CompactSign(new TextEncoder().encode(JSON.stringify(conf)))
+    .setProtectedHeader({ alg: 'EdDSA', typ: GLOBAL_CONF_TYP })
+    .sign(privateKey);
+}
+
+function invalid(message: string, detail: Record<string, unknown> = {}): OnceOnlyError {
+  return new OnceOnlyError('invalid_global_conf', `global configuration refused: ${message}`, { field: 'globalConfiguration', ...detail });
+}
+
+function decodeJson(part: string, what: string): unknown {
+  // base64url without padding only (RFC 7515 §2); Buffer.from would silently skip other characters.
+  if (!/^[A-Za-z0-9_-]*$/.test(part)) throw invalid(`${what} is not base64url`);
+  try {
+    return JSON.parse(Buffer.from(part, 'base64url').toString('utf8')) as unknown;
+  } catch {
+    throw invalid(`${what} is not JSON`);
+  }
+}
+
+const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const isStr = (v: unknown): v is string => typeof v === 'string' && v.length > 0;
+const isStatus = (v: unknown): boolean => v === 'active' || v === 'suspended';
+const isInstant = (v: unknown): v is string => typeof v === 'string' && /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/.test(v) && !Number.isNaN(Date.parse(v));
+
+function checkList(v: unknown, name: string, ok: (e: Record<string, unknown>) => boolean): void {
+  if (!Array.isArray(v)) throw invalid(`${name} is not a list`, { path: name });
+  v.forEach((e, i) => {
+    if (!isObj(e) || !ok(e)) throw invalid(`${name}[${i}] is malformed`, { path: `${name}[${i}]` });
+  });
+}
+
+/** Checks the payload's shape, so that code using a verified configuration can trust its types. */
+function checkShape(p: unknown): GlobalConfiguration {
+  if (!isObj(p)) throw invalid('payload is not an object');
+  if (p['kind'] !== 'onceonly-global-configuration' || p['version'] !== 1) throw invalid('payload is not a version 1 onceonly global configuration', { path: 'kind' });
+  if (!isStr(p['instance'])) throw invalid('instance is missing', { path: 'instance' });
+  if (typeof p['serial'] !== 'number' || !Number.isSafeInteger(p['serial']) || p['serial'] < 1) throw invalid('serial is not a positive integer', { path: 'serial' });
+  if (!isInstant(p['issuedAt']) || !isInstant(p['expiresAt'])) throw invalid('issuedAt and expiresAt must be UTC instants', { path: 'expiresAt' });
+  if (!isStr(p['caCertificate'])) throw invalid('caCertificate is missing', { path: 'caCertificate' });
+  checkList(p['members'], 'members', (e) => isStr(e['id']) && typeof e['name'] === 'string' && isStatus(e['status']));
+  checkList(p['subsystems'], 'subsystems', (e) => isStr(e['id']) && isStr(e['member']) && isStatus(e['status']));
+  checkList(p['gateways'], 'gateways', (e) =>
+    isStr(e['id']) && isStr(e['member']) && isStr(e['address']) && isStr(e['tlsCertificate']) &&
+    typeof e['tlsFingerprint'] === 'string' && /^[0-9a-f]{64}$/.test(e['tlsFingerprint']) &&
+    isObj(e['signingKey']) && e['signingKey']['kty'] === 'OKP' && e['signingKey']['crv'] === 'Ed25519' && isStr(e['signingKey']['x']) &&
+    isStatus(e['status']));
+  checkList(p['agreements'], 'agreements', (e) =>
+    isStr(e['id']) && isStr(e['client']) && isStr(e['provider']) && Array.isArray(e['items']) && e['items'].every(isStr) &&
+    isObj(e['purpose']) && isStr(e['purpose']['id']) && isStr(e['legalBasis']) && isStr(e['validFrom']) && isStr(e['validUntil']) &&
+    typeof e['consentRequired'] === 'boolean' && typeof e['previewRequired'] === 'boolean');
+  return p as unknown as GlobalConfiguration;
+}
+
+/**
+ * Verifies a signed configuration against the anchor and returns its payload. Throws
+ * `invalid_global_conf` when the JWS is malformed (RFC 7515 §5.2), its header is not exactly
+ * `alg: EdDSA` with our `typ` and no `crit` (§4.1.11: unknown critical extensions must be
+ * refused), the signature does not verify with the anchor's key, the payload is malformed, it is
+ * for another instance, it claims to be issued more than {@link CLOCK_SKEW_SECONDS} in the future,
+ * or its serial is below `minSerial`; and `global_conf_expired` when `now >= expiresAt`.
+ */
+export function verifyGlobalConfiguration(jws: string, anchor: Anchor, now: Date, opts: VerifyOptions = {}): GlobalConfiguration {
+  if (typeof jws !== 'string') throw invalid('not a JWS');
+  const parts = jws.trim().split('.');
+  if (parts.length !== 3) throw invalid('not a JWS compact serialization (three dot-separated parts)');
+  const [h, p, s] = parts as [string, string, string];
+  const header = decodeJson(h, 'protected header');
+  if (!isObj(header)) throw invalid('protected header is not an object');
+  // alg is pinned, never taken from the header's say-so (RFC 8725 §3.1): no "none", no HMAC.
+  if (header['alg'] !== 'EdDSA') throw invalid('alg must be EdDSA', { path: 'header.alg' });
+  if (header['typ'] !== GLOBAL_CONF_TYP) throw invalid(`typ must be ${GLOBAL_CONF_TYP}`, { path: 'header.typ' });
+  if ('crit' in header || 'b64' in header) throw invalid('unsupported header parameters (crit, b64)', { path: 'header' });
+  let key: KeyObject;
+  try {
+    key = importPublicJwk(anchor.publicKey);
+  } catch {
+    throw invalid('the anchor holds no usable Ed25519 key', { path: 'anchor.publicKey' });
+  }
+  if (!verifyEd25519(key, `${h}.${p}`, s)) throw invalid('signature does not verify with the anchor key');
+  const conf = checkShape(decodeJson(p, 'payload'));
+  if (conf.instance !== anchor.instance) throw invalid(`it is for instance ${conf.instance}, not ${anchor.instance}`, { path: 'instance' });
+  if (Date.parse(conf.issuedAt) > now.getTime() + CLOCK_SKEW_SECONDS * 1000) throw invalid('issuedAt is in the future; check the clocks', { path: 'issuedAt' });
+  if (opts.minSerial !== undefined && conf.serial < opts.minSerial) {
+    throw invalid(`serial ${conf.serial} is older than ${opts.minSerial}, the one already held (rollback refused)`, { path: 'serial', serial: conf.serial, minSerial: opts.minSerial });
+  }
+  if (now.getTime() >= Date.parse(conf.expiresAt)) {
+    throw new OnceOnlyError('global_conf_expired', `global configuration ${conf.serial} expired at ${conf.expiresAt}`, {
+      field: 'globalConfiguration',
+      serial: conf.serial,
+      expiresAt: conf.expiresAt,
+    });
+  }
+  return conf;
+}

@@ -1,0 +1,188 @@
+/**
+ * @module cli/central
+ * `onceonly central …`: create and run the central authority, and manage it as its local
+ * operator. Management commands act on the central's store directly (whoever can read the key
+ * directory is the operator) and are audited with actor `cli`; remote operators use the
+ * management API with a token (actor `api:<token-id>`).
+ */
+import type { Command } from 'commander';
+import { Central, initCentral } from '../central/central.ts';
+import { createCentralServer } from '../central/server.ts';
+import { intOption, reportError } from './common.ts';
+
+const DEFAULT_DIR = 'data/central';
+
+interface DirOption {
+  dir: string;
+}
+
+/** Runs `fn` with the central in `dir` open, closing it after; errors become an exit code. */
+async function withCentral(opts: DirOption, fn: (c: Central) => Promise<void>): Promise<void> {
+  try {
+    const central = await Central.open({ dir: opts.dir, databaseUrl: process.env['DATABASE_URL'] });
+    try {
+      await fn(central);
+    } finally {
+      await central.close();
+    }
+  } catch (e) {
+    process.exitCode = reportError(e);
+  }
+}
+
+const dirOption = ['--dir <dir>', 'the central\'s directory (keys, anchor, central.sqlite unless DATABASE_URL is set)', DEFAULT_DIR] as const;
+
+/** Registers the `central` commands on `program`. */
+export function registerCentralCommands(program: Command): void {
+  const central = program.command('central').description('the central authority: member registry, CA, agreements, signed global configuration');
+
+  central
+    .command('init')
+    .description('create a central authority: CA, signing key, anchor and a management token (printed once)')
+    .option(...dirOption)
+    .requiredOption('--instance <id>', 'X-Road instance identifier, e.g. UK')
+    .requiredOption('--url <url>', 'URL gateways fetch the global configuration from, e.g. http://127.0.0.1:8500')
+    .option('--agreements <file>', 'agreements to publish first (default config/agreements.yaml)')
+    .option('--catalogue <file>', 'catalogue the agreements are checked against (default config/catalogue.yaml)')
+    .action(async (opts: DirOption & { instance: string; url: string; agreements?: string; catalogue?: string }) => {
+      try {
+        const r = await initCentral({
+          dir: opts.dir,
+          instance: opts.instance,
+          url: opts.url,
+          databaseUrl: process.env['DATABASE_URL'],
+          agreementsFile: opts.agreements,
+          catalogueFile: opts.catalogue,
+        });
+        process.stdout.write(
+          `central authority for instance ${r.anchor.instance} created in ${opts.dir}\n` +
+            `  anchor (hand it to each gateway out of band): ${r.anchorFile}\n` +
+            `  state: ${r.storeLocation}\n` +
+            `  agreements published: ${r.agreements}\n` +
+            `management token (shown only now; store it safely):\n${r.token}\n`,
+        );
+      } catch (e) {
+        process.exitCode = reportError(e);
+      }
+    });
+
+  central
+    .command('serve')
+    .description('serve the global configuration and the management API')
+    .option(...dirOption)
+    .option('--port <n>', 'port', intOption('port', 0, 65535), 8500)
+    .option('--host <host>', 'address to listen on', '127.0.0.1')
+    .option('--validity <seconds>', 'validity of each signed configuration', intOption('validity', 2, 7 * 86400), 600)
+    .action(async (opts: DirOption & { port: number; host: string; validity: number }) => {
+      try {
+        const c = await Central.open({ dir: opts.dir, databaseUrl: process.env['DATABASE_URL'], validitySeconds: opts.validity });
+        const app = await createCentralServer(c);
+        const url = await app.listen({ port: opts.port, host: opts.host });
+        process.stdout.write(`central authority ${c.instance} listening on ${url}\n`);
+        const stop = (): void => {
+          void app.close().then(() => c.close());
+        };
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
+      } catch (e) {
+        process.exitCode = reportError(e);
+      }
+    });
+
+  const member = central.command('member').description('members (organisations)');
+  member
+    .command('add')
+    .argument('<id>', 'INSTANCE/CLASS/MEMBER, e.g. UK/GOV/GRO')
+    .requiredOption('--name <name>', 'organisation name')
+    .option(...dirOption)
+    .action((id: string, opts: DirOption & { name: string }) =>
+      withCentral(opts, async (c) => {
+        await c.addMember({ id, name: opts.name });
+        process.stdout.write(`member ${id} added\n`);
+      }));
+
+  const subsystem = central.command('subsystem').description('subsystems of members');
+  subsystem
+    .command('add')
+    .argument('<id>', 'INSTANCE/CLASS/MEMBER/SUBSYSTEM')
+    .option(...dirOption)
+    .action((id: string, opts: DirOption) =>
+      withCentral(opts, async (c) => {
+        await c.addSubsystem({ id });
+        process.stdout.write(`subsystem ${id} added\n`);
+      }));
+
+  const gateway = central.command('gateway').description('gateways (registered by `onceonly gateway init` through the management API)');
+
+  // suspend/activate for the three kinds of entry.
+  const toggles = [
+    [member, 'member', 'INSTANCE/CLASS/MEMBER', (c: Central, id: string) => c.suspendMember(id), (c: Central, id: string) => c.activateMember(id)],
+    [subsystem, 'subsystem', 'INSTANCE/CLASS/MEMBER/SUBSYSTEM', (c: Central, id: string) => c.suspendSubsystem(id), (c: Central, id: string) => c.activateSubsystem(id)],
+    [gateway, 'gateway', 'INSTANCE/CLASS/MEMBER/GATEWAYCODE', (c: Central, id: string) => c.suspendGateway(id), (c: Central, id: string) => c.activateGateway(id)],
+  ] as const;
+  for (const [cmd, kind, shape, suspend, activate] of toggles) {
+    for (const [verb, fn, past] of [['suspend', suspend, 'suspended'], ['activate', activate, 'activated']] as const) {
+      cmd
+        .command(verb)
+        .description(`${verb} a ${kind} (takes effect at the gateways' next configuration)`)
+        .argument('<id>', shape)
+        .option(...dirOption)
+        .action((id: string, opts: DirOption) =>
+          withCentral(opts, async (c) => {
+            await fn(c, id);
+            process.stdout.write(`${kind} ${id} ${past}\n`);
+          }));
+    }
+  }
+
+  central
+    .command('agreements')
+    .description('the register of data-sharing agreements')
+    .command('publish')
+    .description('check an agreements file against the catalogue and publish it as the new set')
+    .argument('<file>', 'agreements YAML or JSON (format: docs/catalogue.md)')
+    .option(...dirOption)
+    .action((file: string, opts: DirOption) =>
+      withCentral(opts, async (c) => {
+        const r = await c.publishAgreementsFile(file);
+        process.stdout.write(`agreements version ${r.version} published (${r.agreements} agreements)\n`);
+      }));
+
+  central
+    .command('token')
+    .description('management API tokens')
+    .command('create')
+    .description('create another management API token (printed once)')
+    .requiredOption('--label <text>', 'what the token is for, e.g. "gateway onboarding"')
+    .option(...dirOption)
+    .action((opts: DirOption & { label: string }) =>
+      withCentral(opts, async (c) => {
+        const t = await c.createToken(opts.label);
+        process.stdout.write(`token ${t.id} (shown only now):\n${t.token}\n`);
+      }));
+
+  central
+    .command('audit')
+    .description('print the admin audit log (JSON lines); --verify checks its hash chain')
+    .option('--verify', 'verify the hash chain; exit 1 and name the entry if it is broken')
+    .option(...dirOption)
+    .action((opts: DirOption & { verify?: boolean }) =>
+      withCentral(opts, async (c) => {
+        if (opts.verify) {
+          const v = await c.verifyAdminLog();
+          if (v.ok) process.stdout.write(`admin audit log verified: ${v.entries} entries, head ${v.head}\n`);
+          else {
+            process.stderr.write(`admin audit log BROKEN at entry ${v.seq}: ${v.problem}\n`);
+            process.exitCode = 1;
+          }
+          return;
+        }
+        let after = 0;
+        for (;;) {
+          const page = await c.auditLog({ after, limit: 1000 });
+          for (const e of page) process.stdout.write(`${JSON.stringify(e)}\n`);
+          if (page.length < 1000) break;
+          after = page.at(-1)!.seq;
+        }
+      }));
+}

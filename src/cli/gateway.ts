@@ -1,0 +1,126 @@
+/**
+ * @module cli/gateway
+ * `onceonly gateway init|serve|service add` and `onceonly log verify`.
+ */
+import { join } from 'node:path';
+import type { Command } from 'commander';
+import { OnceOnlyError } from '../core/errors.ts';
+import { importPublicJwk } from '../core/crypto.ts';
+import { verifyAsIssued } from '../gateway/confclient.ts';
+import { addService, initGateway, openGatewayStore, readAnchor, readSettings, startGateway } from '../gateway/node.ts';
+import { formatReport, verifyMessageLog } from '../gateway/messagelog.ts';
+import { verifyGlobalConfiguration } from '../central/conf.ts';
+import type { KeyObject } from 'node:crypto';
+import { intOption, reportError } from './common.ts';
+
+/** Registers the gateway commands and `log verify`. */
+export function registerGatewayCommands(program: Command): void {
+  const gateway = program.command('gateway').description('an organisation\'s gateway to the exchange');
+
+  gateway
+    .command('init')
+    .description('make a gateway\'s keys and have the central issue its certificate')
+    .requiredOption('--dir <dir>', 'directory for the gateway\'s settings and keys')
+    .requiredOption('--anchor <file>', 'the anchor file from the central operator')
+    .requiredOption('--id <id>', 'gateway id INSTANCE/CLASS/MEMBER/CODE')
+    .requiredOption('--token <token>', 'the central\'s management token (from the central operator)')
+    .option('--client-port <n>', 'client-side port (loopback)', intOption('client-port', 1, 65535), 8600)
+    .option('--provider-port <n>', 'provider-side port', intOption('provider-port', 1, 65535), 8610)
+    .option('--host <host>', 'host other gateways reach this one at', '127.0.0.1')
+    .action(async (o: { dir: string; anchor: string; id: string; token: string; clientPort: number; providerPort: number; host: string }) => {
+      try {
+        const s = await initGateway({ dir: o.dir, anchorFile: o.anchor, id: o.id, token: o.token, clientPort: o.clientPort, providerPort: o.providerPort, address: `https://${o.host}:${o.providerPort}` });
+        process.stdout.write(`gateway ${s.id} initialised in ${o.dir}; provider side ${s.address}, client side http://127.0.0.1:${s.client.port}\n`);
+      } catch (e) {
+        process.exitCode = reportError(e);
+      }
+    });
+
+  gateway
+    .command('service')
+    .description('register a service of one of this gateway\'s subsystems')
+    .argument('<action>', 'add')
+    .argument('<subsystem>', 'INSTANCE/CLASS/MEMBER/SUBSYSTEM')
+    .argument('<service>', 'service code, e.g. people')
+    .argument('<url>', 'base URL of the service')
+    .requiredOption('--dir <dir>', 'gateway directory')
+    .option('--timeout <ms>', 'timeout in milliseconds', intOption('timeout', 1, 600_000), 10_000)
+    .option('--header <name:value...>', 'header the gateway adds when calling the service (e.g. authorization: Bearer …)')
+    .action((action: string, subsystem: string, service: string, url: string, o: { dir: string; timeout: number; header?: string[] }) => {
+      try {
+        if (action !== 'add') throw new OnceOnlyError('invalid_request', `unknown action ${JSON.stringify(action)}`, { field: 'action', expected: 'add' });
+        const headers: Record<string, string> = {};
+        for (const h of o.header ?? []) {
+          const i = h.indexOf(':');
+          if (i <= 0) throw new OnceOnlyError('invalid_request', 'a header is NAME:VALUE', { field: '--header' });
+          headers[h.slice(0, i).trim().toLowerCase()] = h.slice(i + 1).trim();
+        }
+        addService(o.dir, subsystem, service, { url, timeoutMs: o.timeout, kind: 'registry', ...(Object.keys(headers).length ? { headers } : {}) });
+        process.stdout.write(`service ${subsystem}/${service} -> ${url}\n`);
+      } catch (e) {
+        process.exitCode = reportError(e);
+      }
+    });
+
+  gateway
+    .command('serve')
+    .description('run the gateway (client side on loopback, provider side over mutual TLS)')
+    .requiredOption('--dir <dir>', 'gateway directory')
+    .action(async (o: { dir: string }) => {
+      try {
+        const g = await startGateway(o.dir, { databaseUrl: process.env['DATABASE_URL'] });
+        process.stdout.write(`gateway ${g.gateway.id}: client side ${g.clientUrl}, provider side ${g.providerUrl}\n`);
+        const stop = (): void => {
+          void g.stop().then(() => process.exit(0));
+        };
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
+      } catch (e) {
+        process.exitCode = reportError(e);
+      }
+    });
+
+  program
+    .command('log')
+    .description('the message log')
+    .command('verify')
+    .description('check a gateway\'s whole message log offline, with only its anchor')
+    .requiredOption('--dir <dir>', 'gateway directory (its store and anchor.json)')
+    .option('--anchor <file>', 'anchor to trust (default: the gateway directory\'s anchor.json)')
+    .action(async (o: { dir: string; anchor?: string }) => {
+      try {
+        const settings = readSettings(o.dir);
+        const anchor = readAnchor(o.anchor ?? join(o.dir, 'anchor.json'));
+        const store = await openGatewayStore(o.dir, process.env['DATABASE_URL']);
+        try {
+          const keys = await signingKeysFromStoredConfs(store.db, settings.id, anchor);
+          const report = await verifyMessageLog(store.db, settings.id, (serial) => keys.get(serial));
+          process.stdout.write(`${formatReport(report)}\n`);
+          process.exitCode = report.ok ? 0 : 1;
+        } finally {
+          await store.close();
+        }
+      } catch (e) {
+        process.exitCode = reportError(e);
+      }
+    });
+}
+
+/**
+ * The gateway's own signing key under each stored configuration serial, from configurations that
+ * verify against the anchor (expired ones included: a log outlives its configurations).
+ */
+export async function signingKeysFromStoredConfs(db: import('kysely').Kysely<import('../store/schema.ts').Database>, gatewayId: string, anchor: import('../central/types.ts').Anchor): Promise<Map<number, KeyObject>> {
+  const rows = await db.selectFrom('gateway_conf').select(['serial', 'jws']).where('gateway_id', '=', gatewayId).orderBy('serial').execute();
+  const out = new Map<number, KeyObject>();
+  for (const r of rows) {
+    try {
+      const conf = verifyAsIssued(verifyGlobalConfiguration, r.jws, anchor);
+      const g = conf.gateways.find((x) => x.id === gatewayId);
+      if (g) out.set(Number(r.serial), importPublicJwk(g.signingKey));
+    } catch {
+      // A stored configuration that does not verify against the anchor proves nothing.
+    }
+  }
+  return out;
+}

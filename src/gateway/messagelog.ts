@@ -1,0 +1,693 @@
+/**
+ * @module gateway/messagelog
+ * The gateway's non-repudiation message log: one record per exchange, on both the client and the
+ * provider gateway, linked into a SHA-256 hash chain per gateway and sealed at intervals by
+ * checkpoints the gateway signs with its Ed25519 signing key (the key the global configuration
+ * publishes for it). {@link verifyMessageLog} checks a whole log offline, from the database alone
+ * plus the public keys of the configurations, and says exactly which position was altered, removed,
+ * inserted or truncated.
+ *
+ * What a record holds by default is metadata and digests (ids, parties, service, purpose, items,
+ * status, request hash, response digest, both signatures); full bodies only when the gateway is
+ * configured to keep them. No personal data appears in error messages or reports: they name
+ * positions and hashes only.
+ *
+ * Formats (also in docs/message-log.md):
+ * - record hash = sha256hex(prev_hash + "\n" + {@link canonicalRecord}(record)); the first record of
+ *   a chain has prev_hash = 64 zeros ({@link GENESIS_HASH}); positions run 1, 2, 3, … per gateway.
+ * - checkpoint signature = Ed25519 over {@link checkpointMessage}.
+ */
+import type { KeyObject } from 'node:crypto';
+import type { Insertable, Kysely, Selectable, Transaction } from 'kysely';
+import { sha256hex, signEd25519, verifyEd25519 } from '../core/crypto.ts';
+import { OnceOnlyError } from '../core/errors.ts';
+import type { Database, MessageLogCheckpointTable, MessageLogTable } from '../store/schema.ts';
+
+/** prev_hash of the first record of every chain. */
+export const GENESIS_HASH = '0'.repeat(64);
+
+/** First element of every canonical record, so that a later format can be told apart. */
+export const RECORD_FORMAT = 'onceonly-log-1';
+
+/** First line of every signed checkpoint message (domain separation from other signatures). */
+export const CHECKPOINT_CONTEXT = 'onceonly-log-checkpoint';
+
+// Upper bound on records written by one group-commit transaction: 22 bound parameters per row keeps
+// a full batch far below SQLite's 32766 and PostgreSQL's 65535 parameter limits.
+const MAX_BATCH = 256;
+// Positions read per query by the verifier; bounds its memory whatever the log's size.
+const VERIFY_PAGE = 5000;
+// How far from its stored position the verifier looks for a moved record's original position, and
+// for how many records at most (each probe costs 2 × window hashes; beyond that it says 'altered').
+const REORDER_WINDOW = 16;
+const MAX_REORDER_PROBES = 10_000;
+
+/** One exchange as this gateway saw it (the caller fills it; the log adds position and hashes). */
+export interface LogEntryInput {
+  /** When the exchange completed, ISO 8601. */
+  at: string;
+  side: 'client' | 'provider';
+  requestId: string;
+  /** Client subsystem id. */
+  client: string;
+  /** Service path (provider subsystem and service code). */
+  service: string;
+  purpose: string | null;
+  agreement: string | null;
+  items: string[] | null;
+  /** X-Road-UserId as received (an opaque id chosen by the client organisation). */
+  userId: string | null;
+  /** HTTP status returned to the client. */
+  status: number;
+  errorType: string | null;
+  requestHash: string;
+  responseDigest: string | null;
+  requestSignature: string | null;
+  responseSignature: string | null;
+  /** Full request body, only when the gateway is configured to keep bodies; otherwise null. */
+  requestBody: string | null;
+  /** Full response body, only when the gateway is configured to keep bodies; otherwise null. */
+  responseBody: string | null;
+}
+
+/** Where an appended record landed. */
+export interface Appended {
+  position: number;
+  hash: string;
+}
+
+/** The stored columns a record hash covers: every column but `seq`, `prev_hash` and `hash`. */
+export type LoggedFields = Omit<Selectable<MessageLogTable>, 'seq' | 'prev_hash' | 'hash'>;
+
+/** Options of {@link MessageLog}. */
+export interface MessageLogOptions {
+  db: Kysely<Database>;
+  dialect: 'sqlite' | 'postgres';
+  gatewayId: string;
+  /** The gateway's Ed25519 signing key; its public half is in the configuration `confSerial()` names. */
+  signingKey: KeyObject;
+  /** Serial of the global configuration in force, recorded in each checkpoint to find the key again. */
+  confSerial: () => number;
+  /** Checkpoint after this many new records or this many milliseconds (default 1000 records, 10 s). */
+  checkpointEvery?: { records: number; ms: number };
+  now?: () => Date;
+  /** Told about failed background checkpoints (appends never fail because a checkpoint did). */
+  onError?: (e: unknown) => void;
+}
+
+/** The digest a record carries for a body: bodies enter the hash as digests, not verbatim. */
+function bodyDigest(body: string | null): string | null {
+  return body === null ? null : sha256hex(body);
+}
+
+/**
+ * The canonical form of a record: `JSON.stringify` of an array of its logged values in this fixed
+ * order: format tag, gateway_id, position, at, side, request_id, client, service, purpose, agreement,
+ * items (the stored JSON text), user_id, status, error_type, request_hash, response_digest,
+ * request_signature, response_signature, sha256hex(request_body) or null, sha256hex(response_body)
+ * or null. An array (not an object) so that no key order question can arise.
+ */
+export function canonicalRecord(r: LoggedFields): string {
+  return JSON.stringify([
+    RECORD_FORMAT,
+    r.gateway_id,
+    Number(r.position),
+    r.at,
+    r.side,
+    r.request_id,
+    r.client,
+    r.service,
+    r.purpose,
+    r.agreement,
+    r.items,
+    r.user_id,
+    Number(r.status),
+    r.error_type,
+    r.request_hash,
+    r.response_digest,
+    r.request_signature,
+    r.response_signature,
+    bodyDigest(r.request_body),
+    bodyDigest(r.response_body),
+  ]);
+}
+
+/** The hash of a record given the hash of the record before it. */
+export function recordHash(prevHash: string, r: LoggedFields): string {
+  return sha256hex(`${prevHash}\n${canonicalRecord(r)}`);
+}
+
+/** The exact bytes a checkpoint signature covers. */
+export function checkpointMessage(gatewayId: string, position: number, hash: string, at: string, confSerial: number): string {
+  return `${CHECKPOINT_CONTEXT}\n${gatewayId}\n${position}\n${hash}\n${at}\n${confSerial}`;
+}
+
+// Lone UTF-16 surrogates and NUL cannot be stored faithfully (PostgreSQL rejects NUL in text,
+// SQLite replaces lone surrogates when encoding UTF-8), and a value that changes on its way into the
+// store would later fail verification. They become U+FFFD before hashing; the request hash and
+// response digest still cover the original bytes.
+const UNSTORABLE = /[\0\uD800-\uDFFF]/;
+const LONE_SURROGATE_OR_NUL = /\0|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
+function storable(s: string): string {
+  return UNSTORABLE.test(s) ? s.replace(LONE_SURROGATE_OR_NUL, '\uFFFD') : s;
+}
+
+function invalid(field: string, expected: string): OnceOnlyError {
+  return new OnceOnlyError('invalid_request', `message log entry: ${field} is not ${expected}`, { field, expected });
+}
+
+function requireText(v: unknown, field: string): string {
+  if (typeof v !== 'string' || v === '') throw invalid(field, 'a non-empty string');
+  return storable(v);
+}
+
+function optionalText(v: unknown, field: string): string | null {
+  if (v === null) return null;
+  if (typeof v !== 'string') throw invalid(field, 'a string or null');
+  return storable(v);
+}
+
+/** Checks an entry and turns it into the logged columns (position filled in at append time). */
+function toFields(gatewayId: string, e: LogEntryInput): LoggedFields {
+  if (e.side !== 'client' && e.side !== 'provider') throw invalid('side', "'client' or 'provider'");
+  if (!Number.isInteger(e.status) || e.status < 0 || e.status > 999) throw invalid('status', 'an HTTP status code');
+  let items: string | null = null;
+  if (e.items !== null) {
+    if (!Array.isArray(e.items) || !e.items.every((i) => typeof i === 'string')) throw invalid('items', 'an array of item ids or null');
+    items = JSON.stringify(e.items.map(storable));
+  }
+  return {
+    gateway_id: gatewayId,
+    position: 0,
+    at: requireText(e.at, 'at'),
+    side: e.side,
+    request_id: requireText(e.requestId, 'requestId'),
+    client: requireText(e.client, 'client'),
+    service: requireText(e.service, 'service'),
+    purpose: optionalText(e.purpose, 'purpose'),
+    agreement: optionalText(e.agreement, 'agreement'),
+    items,
+    user_id: optionalText(e.userId, 'userId'),
+    status: e.status,
+    error_type: optionalText(e.errorType, 'errorType'),
+    request_hash: requireText(e.requestHash, 'requestHash'),
+    response_digest: optionalText(e.responseDigest, 'responseDigest'),
+    request_signature: optionalText(e.requestSignature, 'requestSignature'),
+    response_signature: optionalText(e.responseSignature, 'responseSignature'),
+    request_body: optionalText(e.requestBody, 'requestBody'),
+    response_body: optionalText(e.responseBody, 'responseBody'),
+  };
+}
+
+interface Pending {
+  fields: LoggedFields;
+  resolve: (a: Appended) => void;
+  reject: (e: unknown) => void;
+}
+
+/**
+ * A gateway's message log. Appends made in one process are serialized and group-committed: the
+ * appends that arrive while a transaction is in flight are written together by the next one. Across
+ * processes sharing one PostgreSQL, each append transaction locks the chain's head row first, so
+ * the chain never forks; the unique index on (gateway_id, position) is the last line of defence.
+ */
+export class MessageLog {
+  /** The gateway whose chain this is. */
+  readonly gatewayId: string;
+  readonly #db: Kysely<Database>;
+  readonly #dialect: 'sqlite' | 'postgres';
+  readonly #key: KeyObject;
+  readonly #confSerial: () => number;
+  readonly #every: { records: number; ms: number };
+  readonly #now: () => Date;
+  readonly #onError: (e: unknown) => void;
+  #queue: Pending[] = [];
+  #scheduled = false;
+  // Batches and checkpoints run one at a time in this process, in the order they were asked for.
+  #exclusive: Promise<unknown> = Promise.resolve();
+  #lastCheckpoint: number | null = null;
+  #timer: NodeJS.Timeout | undefined;
+
+  constructor(opts: MessageLogOptions) {
+    if (!opts.gatewayId) throw invalid('gatewayId', 'a non-empty string');
+    const every = opts.checkpointEvery ?? { records: 1000, ms: 10_000 };
+    if (!(every.records >= 1) || !(every.ms >= 1)) throw invalid('checkpointEvery', 'positive record and millisecond counts');
+    this.gatewayId = opts.gatewayId;
+    this.#db = opts.db;
+    this.#dialect = opts.dialect;
+    this.#key = opts.signingKey;
+    this.#confSerial = opts.confSerial;
+    this.#every = every;
+    this.#now = opts.now ?? (() => new Date());
+    this.#onError = opts.onError ?? (() => undefined);
+  }
+
+  /** Appends one record in a transaction of the log's own (shared with appends arriving together). */
+  append(entry: LogEntryInput): Promise<Appended> {
+    let fields: LoggedFields;
+    try {
+      fields = toFields(this.gatewayId, entry);
+    } catch (e) {
+      return Promise.reject(e instanceof Error ? e : new Error(String(e)));
+    }
+    return new Promise<Appended>((resolve, reject) => {
+      this.#queue.push({ fields, resolve, reject });
+      if (!this.#scheduled) {
+        this.#scheduled = true;
+        void this.#serial(() => this.#drain());
+      }
+    });
+  }
+
+  /**
+   * Appends one record inside the caller's transaction, so that it commits or rolls back with the
+   * caller's other writes. The head row stays locked until that transaction ends: keep it short.
+   */
+  async appendIn(trx: Transaction<Database>, entry: LogEntryInput): Promise<Appended> {
+    const written = await this.#write(trx, [toFields(this.gatewayId, entry)]);
+    const first = written[0];
+    if (!first) throw new OnceOnlyError('internal_error', 'message log append wrote nothing');
+    return first;
+  }
+
+  /** Signs the current head now; null when nothing was appended since the last checkpoint. */
+  checkpoint(): Promise<Appended | null> {
+    return this.#serial(() => this.#checkpointNow());
+  }
+
+  /** Starts periodic checkpoints (the timer does not keep the process alive). */
+  start(): void {
+    if (this.#timer) return;
+    this.#timer = setInterval(() => {
+      this.checkpoint().catch((e: unknown) => this.#onError(e));
+    }, this.#every.ms);
+    this.#timer.unref();
+  }
+
+  /** Stops periodic checkpoints, waits for pending appends and writes a final checkpoint. */
+  async stop(): Promise<void> {
+    if (this.#timer) clearInterval(this.#timer);
+    this.#timer = undefined;
+    await this.checkpoint();
+  }
+
+  #serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.#exclusive.then(fn);
+    this.#exclusive = run.catch(() => undefined);
+    return run;
+  }
+
+  async #drain(): Promise<void> {
+    for (;;) {
+      const batch = this.#queue.splice(0, MAX_BATCH);
+      if (batch.length === 0) {
+        // Cleared in the same synchronous step as the emptiness check, so an append arriving
+        // afterwards always schedules a new drain.
+        this.#scheduled = false;
+        return;
+      }
+      let written: Appended[];
+      try {
+        written = await this.#db.transaction().execute((trx) => this.#write(trx, batch.map((p) => p.fields)));
+      } catch (e) {
+        for (const p of batch) p.reject(e);
+        continue;
+      }
+      const last = written[written.length - 1];
+      if (last) await this.#checkpointIfDue(last.position);
+      batch.forEach((p, i) => {
+        const w = written[i];
+        if (w) p.resolve(w);
+        else p.reject(new OnceOnlyError('internal_error', 'message log append lost a record'));
+      });
+    }
+  }
+
+  /** Extends the chain by `rows` inside `trx`: lock head, insert, move head. */
+  async #write(trx: Transaction<Database>, rows: LoggedFields[]): Promise<Appended[]> {
+    let head = await this.#lockHead(trx, rows.length);
+    if (!head) {
+      await this.#createHead(trx);
+      head = await this.#lockHead(trx, rows.length);
+      if (!head) throw new OnceOnlyError('internal_error', 'message log head could not be created');
+    }
+    let prev = head.hash;
+    let position = head.position;
+    const out: Insertable<MessageLogTable>[] = [];
+    for (const r of rows) {
+      position += 1;
+      const fields = { ...r, position };
+      const hash = recordHash(prev, fields);
+      out.push({ ...fields, prev_hash: prev, hash });
+      prev = hash;
+    }
+    await trx.insertInto('message_log').values(out).execute();
+    await trx.updateTable('message_log_head').set({ position, hash: prev }).where('gateway_id', '=', this.gatewayId).execute();
+    return out.map((r) => ({ position: r.position, hash: r.hash }));
+  }
+
+  /**
+   * Locks the head row and returns the chain's last position and hash. PostgreSQL: SELECT … FOR
+   * UPDATE, so a second process waits here. SQLite: an UPDATE first, because a deferred transaction
+   * that reads before writing fails (SQLITE_BUSY_SNAPSHOT) when another connection wrote in between,
+   * whereas a write first takes the database's write lock and waits for it (busy_timeout).
+   */
+  async #lockHead(trx: Transaction<Database>, count: number): Promise<{ position: number; hash: string } | undefined> {
+    if (this.#dialect === 'postgres') {
+      const h = await trx.selectFrom('message_log_head').select(['position', 'hash']).where('gateway_id', '=', this.gatewayId).forUpdate().executeTakeFirst();
+      return h && { position: Number(h.position), hash: h.hash };
+    }
+    const h = await trx
+      .updateTable('message_log_head')
+      .set((eb) => ({ position: eb('position', '+', count) }))
+      .where('gateway_id', '=', this.gatewayId)
+      .returning(['position', 'hash'])
+      .executeTakeFirst();
+    // RETURNING gives the new position and the (not yet updated) old hash.
+    return h && { position: Number(h.position) - count, hash: h.hash };
+  }
+
+  /** Creates the head row, resuming after the last stored record if the row was ever lost. */
+  async #createHead(trx: Transaction<Database>): Promise<void> {
+    const last = await trx
+      .selectFrom('message_log')
+      .select(['position', 'hash'])
+      .where('gateway_id', '=', this.gatewayId)
+      .orderBy('position', 'desc')
+      .limit(1)
+      .executeTakeFirst();
+    await trx
+      .insertInto('message_log_head')
+      .values({ gateway_id: this.gatewayId, position: last ? Number(last.position) : 0, hash: last?.hash ?? GENESIS_HASH })
+      .onConflict((oc) => oc.column('gateway_id').doNothing())
+      .execute();
+  }
+
+  async #checkpointIfDue(position: number): Promise<void> {
+    try {
+      this.#lastCheckpoint ??= await this.#readLastCheckpoint();
+      if (position - this.#lastCheckpoint >= this.#every.records) await this.#checkpointNow();
+    } catch (e) {
+      // The records are committed; a missing checkpoint is made good by the next one.
+      this.#onError(e);
+    }
+  }
+
+  async #readLastCheckpoint(): Promise<number> {
+    const cp = await this.#db
+      .selectFrom('message_log_checkpoint')
+      .select('position')
+      .where('gateway_id', '=', this.gatewayId)
+      .orderBy('position', 'desc')
+      .limit(1)
+      .executeTakeFirst();
+    return cp ? Number(cp.position) : 0;
+  }
+
+  async #checkpointNow(): Promise<Appended | null> {
+    // Head position and hash change together in one transaction, so this read is a consistent pair.
+    const head = await this.#db.selectFrom('message_log_head').select(['position', 'hash']).where('gateway_id', '=', this.gatewayId).executeTakeFirst();
+    const last = await this.#readLastCheckpoint();
+    this.#lastCheckpoint = last;
+    if (!head || Number(head.position) <= last) return null;
+    const position = Number(head.position);
+    const at = this.#now().toISOString();
+    const confSerial = this.#confSerial();
+    const signature = signEd25519(this.#key, checkpointMessage(this.gatewayId, position, head.hash, at, confSerial));
+    await this.#db
+      .insertInto('message_log_checkpoint')
+      .values({ gateway_id: this.gatewayId, position, hash: head.hash, at, conf_serial: confSerial, signature })
+      // Another process may have sealed the same head a moment earlier; one checkpoint suffices.
+      .onConflict((oc) => oc.columns(['gateway_id', 'position']).doNothing())
+      .execute();
+    this.#lastCheckpoint = position;
+    return { position, hash: head.hash };
+  }
+}
+
+/** One thing wrong with a log, at the position where it is. */
+export interface VerifyProblem {
+  position: number;
+  kind: 'altered' | 'removed' | 'inserted' | 'reordered' | 'bad-checkpoint' | 'truncated';
+  message: string;
+}
+
+/** The outcome of {@link verifyMessageLog}. */
+export interface VerifyReport {
+  ok: boolean;
+  gatewayId: string;
+  /** Rows stored for this gateway (including any that do not belong in the chain). */
+  records: number;
+  /** Checkpoint rows stored for this gateway. */
+  checkpoints: number;
+  /** Position of the last checkpoint whose signature verified and whose hash matched, or null. */
+  lastCheckpoint: number | null;
+  /** Last position of the chain as stored, 0 for an empty log. */
+  lastPosition: number;
+  /** Records after the last good checkpoint: verified as a chain only (informational). */
+  uncovered: number;
+  /** Informational remarks that are not problems. */
+  notes: string[];
+  problems: VerifyProblem[];
+}
+
+type LogRow = Selectable<MessageLogTable>;
+type CheckpointRow = Selectable<MessageLogCheckpointTable>;
+
+/** A record accepted into the walk, with what is known about its links to its neighbours. */
+interface Walked {
+  position: number;
+  hash: string;
+  /** Does its prev_hash name the record before it? null after a gap (the removal explains it). */
+  inLink: boolean | null;
+  /** Already reported as altered or reordered, or as an isolated insertion: its broken links need no more words. */
+  explained: boolean;
+}
+
+function short(h: string): string {
+  return `${h.slice(0, 12)}…`;
+}
+
+/**
+ * Verifies a gateway's whole message log from the database alone: every record's hash, every link
+ * of the chain, every checkpoint's signature (with the key `keyForSerial` returns for the checkpoint's
+ * configuration serial) and every checkpoint's hash against the record at its position. Runs in one
+ * read-only transaction (repeatable read on PostgreSQL) so that a gateway appending meanwhile cannot
+ * look like tampering. On SQLite that transaction holds the store's one connection: run it offline.
+ */
+export async function verifyMessageLog(db: Kysely<Database>, gatewayId: string, keyForSerial: (serial: number) => KeyObject | undefined): Promise<VerifyReport> {
+  return db
+    .transaction()
+    .setIsolationLevel('repeatable read')
+    .setAccessMode('read only')
+    .execute((trx) => verifyIn(trx, gatewayId, keyForSerial));
+}
+
+async function verifyIn(trx: Transaction<Database>, gatewayId: string, keyForSerial: (serial: number) => KeyObject | undefined): Promise<VerifyReport> {
+  const problems: VerifyProblem[] = [];
+  const notes: string[] = [];
+  const problem = (position: number, kind: VerifyProblem['kind'], message: string): void => {
+    problems.push({ position, kind, message });
+  };
+
+  // Checkpoints first: only those whose signature holds say anything about the records.
+  const cpRows: CheckpointRow[] = await trx.selectFrom('message_log_checkpoint').selectAll().where('gateway_id', '=', gatewayId).orderBy('position').execute();
+  const goodCps = new Map<number, CheckpointRow>();
+  for (const cp of cpRows) {
+    const position = Number(cp.position);
+    const serial = Number(cp.conf_serial);
+    const key = keyForSerial(serial);
+    if (!key) {
+      problem(position, 'bad-checkpoint', `checkpoint at position ${position} names configuration serial ${serial}, for which no signing key of this gateway is known`);
+    } else if (!verifyEd25519(key, checkpointMessage(gatewayId, position, cp.hash, cp.at, serial), cp.signature)) {
+      problem(position, 'bad-checkpoint', `checkpoint at position ${position} (signed at ${cp.at}) has a signature that does not verify with the gateway's key of configuration serial ${serial}`);
+    } else {
+      goodCps.set(position, cp);
+    }
+  }
+  let lastMatchedCp: number | null = null;
+
+  let records = 0;
+  let expected = 1;
+  let prevHash = GENESIS_HASH;
+  // b: the last record accepted into the chain; a: the one before it.
+  const walk: { a: Walked | null; b: Walked | null } = { a: null, b: null };
+
+  // Decides what a broken link into `b` means, now that we know whether `next` links to `b`.
+  const settle = (next: Walked | null): void => {
+    const { a, b } = walk;
+    if (!b || b.inLink !== false || b.explained) return;
+    if (a?.explained) return;
+    const outLink = next && next.position === b.position + 1 ? next.inLink : null;
+    if (outLink === false) {
+      // b names neither neighbour: it does not belong in the chain.
+      b.explained = true;
+      problem(b.position, 'inserted', `record ${b.position} does not link to record ${b.position - 1} and record ${b.position + 1} does not link to it: it was put into the log directly`);
+    } else if (outLink === true && a) {
+      // b is still named by its successor, so b is original; the record before it was rewritten
+      // together with its own hash (its successor still names the original hash).
+      a.explained = true;
+      problem(a.position, 'altered', `record ${a.position} was rewritten and its hash recomputed: record ${b.position} still names its original hash`);
+    } else if (outLink === true) {
+      problem(b.position, 'altered', `record ${b.position} is the first record but does not start from the genesis hash`);
+    } else {
+      problem(b.position, 'inserted', `record ${b.position}'s prev_hash does not name the hash of record ${b.position - 1}: it was put into the log directly`);
+    }
+  };
+
+  const accept = (row: LogRow, position: number, pageHashes: Map<string, number>): void => {
+    let inLink: boolean | null = null;
+    if (position > expected) {
+      problem(
+        expected,
+        'removed',
+        position - expected === 1 ? `record ${expected} is missing` : `records ${expected}..${position - 1} are missing (${position - expected} records)`,
+      );
+    } else {
+      inLink = row.prev_hash === prevHash;
+    }
+    const node: Walked = { position, hash: row.hash, inLink, explained: false };
+    if (recordHash(row.prev_hash, row) !== row.hash) {
+      node.explained = true;
+      // A record moved to another position keeps a hash that recomputes at its original position.
+      // Stored positions near it may be tampered with too (a swap), so nearby positions are tried.
+      const from = originalPosition(row, position, pageHashes);
+      if (from !== null) {
+        problem(position, 'reordered', `record at position ${position} was logged at position ${from}`);
+      } else {
+        problem(position, 'altered', `record ${position}'s content does not match its hash (stored ${short(row.hash)})`);
+      }
+    }
+    const cp = goodCps.get(position);
+    if (cp) {
+      if (cp.hash === row.hash) {
+        lastMatchedCp = position;
+      } else {
+        const since = lastMatchedCp === null ? 1 : lastMatchedCp + 1;
+        problem(
+          position,
+          'bad-checkpoint',
+          `checkpoint signed at ${cp.at} seals position ${position} with hash ${short(cp.hash)}, but the record there now has ${short(row.hash)}: records ${since}..${position} were rewritten after they were sealed`,
+        );
+      }
+    }
+    settle(node);
+    walk.a = walk.b;
+    walk.b = node;
+    prevHash = row.hash;
+    expected = position + 1;
+  };
+
+  let reorderProbes = 0;
+  const originalPosition = (row: LogRow, position: number, pageHashes: Map<string, number>): number | null => {
+    if (reorderProbes >= MAX_REORDER_PROBES) return null;
+    reorderProbes += 1;
+    const linked = row.prev_hash === GENESIS_HASH ? 1 : (pageHashes.get(row.prev_hash) ?? -1) + 1;
+    const candidates = [linked];
+    for (let d = 1; d <= REORDER_WINDOW; d++) candidates.push(position - d, position + d);
+    for (const c of candidates) {
+      if (c >= 1 && c !== position && recordHash(row.prev_hash, { ...row, position: c }) === row.hash) return c;
+    }
+    return null;
+  };
+
+  const firstPosition = async (from: number | null): Promise<number | null> => {
+    let q = trx.selectFrom('message_log').select((eb) => eb.fn.min('position').as('p')).where('gateway_id', '=', gatewayId);
+    if (from !== null) q = q.where('position', '>=', from);
+    const r = await q.executeTakeFirst();
+    return r?.p === null || r?.p === undefined ? null : Number(r.p);
+  };
+
+  let start = await firstPosition(null);
+  while (start !== null) {
+    const end = start + VERIFY_PAGE;
+    const rows = await trx
+      .selectFrom('message_log')
+      .selectAll()
+      .where('gateway_id', '=', gatewayId)
+      .where('position', '>=', start)
+      .where('position', '<', end)
+      .orderBy('position')
+      .orderBy('seq')
+      .execute();
+    records += rows.length;
+    const pageHashes = new Map<string, number>();
+    for (const r of rows) if (!pageHashes.has(r.hash)) pageHashes.set(r.hash, Number(r.position));
+    for (let i = 0; i < rows.length; ) {
+      const position = Number(rows[i]?.position);
+      let j = i;
+      while (j < rows.length && Number(rows[j]?.position) === position) j++;
+      const group = rows.slice(i, j);
+      i = j;
+      if (position < 1) {
+        for (const _ of group) problem(position, 'inserted', `a record claims position ${position}, outside the chain (positions start at 1)`);
+        continue;
+      }
+      // Several rows at one position (possible only if the unique index was dropped): the one
+      // that links and recomputes is the chain's; the others were inserted.
+      const genuine =
+        group.find((r) => r.prev_hash === prevHash && recordHash(r.prev_hash, r) === r.hash) ??
+        group.find((r) => recordHash(r.prev_hash, r) === r.hash) ??
+        group[0];
+      if (!genuine) continue;
+      for (const r of group) {
+        if (r !== genuine) problem(position, 'inserted', `a second record claims position ${position}: it was put into the log directly`);
+      }
+      accept(genuine, position, pageHashes);
+    }
+    start = await firstPosition(end);
+  }
+  settle(null);
+  const lastRecord = walk.b;
+  const lastPosition = lastRecord?.position ?? 0;
+
+  // Rows removed from the end leave no gap; the signed checkpoints and the head still count them.
+  let sealedTo = 0;
+  for (const p of goodCps.keys()) sealedTo = Math.max(sealedTo, p);
+  let truncated = false;
+  if (sealedTo > lastPosition) {
+    truncated = true;
+    const cp = goodCps.get(sealedTo);
+    problem(lastPosition + 1, 'truncated', `records ${lastPosition + 1}..${sealedTo} are missing from the end of the log; the checkpoint signed at ${cp?.at ?? '?'} covers them`);
+  }
+  const head = await trx.selectFrom('message_log_head').select(['position', 'hash']).where('gateway_id', '=', gatewayId).executeTakeFirst();
+  if (!head) {
+    if (lastPosition > 0) notes.push('the chain head row is missing (it is recreated from the last record at the next append)');
+  } else {
+    const hp = Number(head.position);
+    if (hp > lastPosition && !truncated) {
+      problem(lastPosition + 1, 'truncated', `records ${lastPosition + 1}..${hp} are missing from the end of the log; the chain head counts them`);
+    } else if (hp < lastPosition && !problems.some((p) => p.position === hp + 1)) {
+      problem(hp + 1, 'inserted', `records ${hp + 1}..${lastPosition} lie beyond the chain head (position ${hp}): they were not appended through the log`);
+    } else if (hp === lastPosition && lastRecord && head.hash !== lastRecord.hash && !problems.some((p) => p.position === hp)) {
+      problem(hp, 'altered', `record ${hp} differs from the chain head's hash ${short(head.hash)}: it was rewritten with a recomputed hash`);
+    }
+  }
+
+  const lastCheckpoint: number | null = lastMatchedCp;
+  const uncovered = Math.max(0, lastPosition - (lastCheckpoint ?? 0));
+  if (uncovered > 0) {
+    notes.push(
+      uncovered === lastPosition
+        ? `no checkpoint covers the log yet: records 1..${lastPosition} are verified as a chain only`
+        : `records ${(lastCheckpoint ?? 0) + 1}..${lastPosition} are not yet covered by a checkpoint (verified as a chain only)`,
+    );
+  }
+  problems.sort((x, y) => x.position - y.position);
+  return { ok: problems.length === 0, gatewayId, records, checkpoints: cpRows.length, lastCheckpoint, lastPosition, uncovered, notes, problems };
+}
+
+/** Human-readable form of a report, for `onceonly log verify`. */
+export function formatReport(report: VerifyReport): string {
+  const lines = [
+    `message log of gateway ${report.gatewayId}: ${report.ok ? 'OK' : 'FAILED'}`,
+    `  records:     ${report.records}${report.lastPosition > 0 ? ` (chain positions 1..${report.lastPosition})` : ''}`,
+    `  checkpoints: ${report.checkpoints}${report.lastCheckpoint === null ? '' : `, last good one at position ${report.lastCheckpoint}`}`,
+  ];
+  for (const n of report.notes) lines.push(`  note: ${n}`);
+  if (report.problems.length > 0) {
+    lines.push(`  problems (${report.problems.length}):`);
+    for (const p of report.problems) lines.push(`    position ${String(p.position).padEnd(8)} ${p.kind.padEnd(15)} ${p.message}`);
+  }
+  return `${lines.join('\n')}\n`;
+}

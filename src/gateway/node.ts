@@ -1,0 +1,206 @@
+/**
+ * @module gateway/node
+ * A gateway as an operator runs it: a directory holding its settings (`gateway.json`), the
+ * anchor, and its private keys (mode 0600), plus a store (`gateway.sqlite` in the directory, or
+ * PostgreSQL via DATABASE_URL so that several processes can share one gateway's state).
+ * `initGateway` makes the keys and has the central issue the TLS certificate; `startGateway`
+ * runs both sides.
+ */
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { generateKeyPairSync } from 'node:crypto';
+import { OnceOnlyError } from '../core/errors.ts';
+import { generateSigningKey, loadPrivateKey, privateKeyPem, publicJwk } from '../core/crypto.ts';
+import { parseSubsystemId } from '../core/ids.ts';
+import { openStore, type Store } from '../store/db.ts';
+import type { Anchor } from '../central/types.ts';
+import { verifyGlobalConfiguration } from '../central/conf.ts';
+import { ConfClient } from './confclient.ts';
+import { Gateway, type ServiceRegistration } from './gateway.ts';
+import { MessageLog } from './messagelog.ts';
+import { GatewayMetrics } from './metrics.ts';
+import { createClientServer, createProviderServer } from './server.ts';
+import type { App } from '../core/http.ts';
+
+/** `gateway.json`. */
+export interface GatewaySettings {
+  id: string;
+  /** Where other gateways reach the provider side (what the central publishes). */
+  address: string;
+  client: { host: string; port: number };
+  provider: { host: string; port: number };
+  services: Record<string, Record<string, ServiceRegistration>>;
+  logBodies: boolean;
+  maxBodyBytes: number;
+  /** Global configuration fetch interval, ms. */
+  confIntervalMs: number;
+}
+
+const FILES = { settings: 'gateway.json', anchor: 'anchor.json', tlsKey: 'tls.key.pem', tlsCert: 'tls.cert.pem', signingKey: 'signing.key.pem', store: 'gateway.sqlite' } as const;
+
+function writeSecret(path: string, text: string): void {
+  writeFileSync(path, text, { mode: 0o600 });
+  chmodSync(path, 0o600);
+}
+
+/** Reads and minimally validates an anchor file. */
+export function readAnchor(file: string): Anchor {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new OnceOnlyError('invalid_file', `cannot read the anchor: ${e instanceof Error ? e.message : String(e)}`, { file, expected: 'the anchor.json written by `onceonly central init`' });
+  }
+  const a = doc as Partial<Anchor>;
+  if (a.kind !== 'onceonly-anchor' || typeof a.centralUrl !== 'string' || typeof a.instance !== 'string' || a.publicKey?.kty !== 'OKP') {
+    throw new OnceOnlyError('invalid_file', 'this is not an onceonly anchor', { file, expected: 'kind "onceonly-anchor", instance, centralUrl and publicKey' });
+  }
+  return a as Anchor;
+}
+
+export interface InitGatewayOptions {
+  dir: string;
+  anchorFile: string;
+  id: string;
+  /** Provider-side address other gateways use, e.g. https://127.0.0.1:8611. */
+  address: string;
+  clientPort: number;
+  providerPort: number;
+  /** The central's management token (given by the central operator). */
+  token: string;
+  /** Central URL override (defaults to the anchor's). */
+  centralUrl?: string;
+}
+
+/** Creates a gateway directory: keys, certificate issued by the central, settings. */
+export async function initGateway(o: InitGatewayOptions): Promise<GatewaySettings> {
+  const gw = parseSubsystemId(o.id, 'id');
+  if (existsSync(join(o.dir, FILES.settings))) throw new OnceOnlyError('conflict', `a gateway already exists in ${o.dir}`, { field: 'dir', expected: 'an empty directory' });
+  let address: URL;
+  try {
+    address = new URL(o.address);
+  } catch {
+    throw new OnceOnlyError('invalid_request', 'the address is not a URL', { field: 'address', expected: 'https://HOST:PORT' });
+  }
+  if (address.protocol !== 'https:') throw new OnceOnlyError('invalid_request', 'the provider side is reached over HTTPS', { field: 'address', expected: 'https://HOST:PORT' });
+  const anchor = readAnchor(o.anchorFile);
+  mkdirSync(o.dir, { recursive: true, mode: 0o700 });
+  const tls = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const signing = generateSigningKey();
+  const res = await fetch(new URL('/manage/gateways', o.centralUrl ?? anchor.centralUrl), {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${o.token}` },
+    body: JSON.stringify({
+      id: o.id,
+      member: `${gw.instance}/${gw.memberClass}/${gw.memberCode}`,
+      address: address.origin,
+      tlsPublicKey: tls.publicKey.export({ format: 'pem', type: 'spki' }).toString(),
+      signingKey: publicJwk(signing.publicKey),
+    }),
+  });
+  const body = (await res.json()) as { tlsCertificate?: string; message?: string; type?: string };
+  if (res.status !== 201 || !body.tlsCertificate) {
+    throw new OnceOnlyError('invalid_request', `the central refused the registration: ${body.message ?? res.status}`, { field: 'id', centralError: body.type });
+  }
+  writeSecret(join(o.dir, FILES.tlsKey), tls.privateKey.export({ format: 'pem', type: 'pkcs8' }).toString());
+  writeSecret(join(o.dir, FILES.signingKey), privateKeyPem(signing.privateKey));
+  writeFileSync(join(o.dir, FILES.tlsCert), body.tlsCertificate);
+  writeFileSync(join(o.dir, FILES.anchor), JSON.stringify(anchor, null, 2));
+  const settings: GatewaySettings = {
+    id: o.id,
+    address: address.origin,
+    client: { host: '127.0.0.1', port: o.clientPort },
+    provider: { host: address.hostname, port: o.providerPort },
+    services: {},
+    logBodies: false,
+    maxBodyBytes: 4 * 1024 * 1024,
+    confIntervalMs: 60_000,
+  };
+  writeFileSync(join(o.dir, FILES.settings), JSON.stringify(settings, null, 2));
+  return settings;
+}
+
+/** Reads `gateway.json`. */
+export function readSettings(dir: string): GatewaySettings {
+  const file = join(dir, FILES.settings);
+  try {
+    return JSON.parse(readFileSync(file, 'utf8')) as GatewaySettings;
+  } catch (e) {
+    throw new OnceOnlyError('invalid_file', `cannot read the gateway settings: ${e instanceof Error ? e.message : String(e)}`, { file });
+  }
+}
+
+/** Registers (or replaces) a service of one of this gateway's subsystems in `gateway.json`. */
+export function addService(dir: string, subsystem: string, serviceCode: string, reg: ServiceRegistration): GatewaySettings {
+  const s = readSettings(dir);
+  const sub = parseSubsystemId(subsystem, 'subsystem');
+  const gw = parseSubsystemId(s.id, 'id');
+  if (sub.instance !== gw.instance || sub.memberClass !== gw.memberClass || sub.memberCode !== gw.memberCode) {
+    throw new OnceOnlyError('invalid_request', 'a gateway serves only its own member\'s subsystems', { field: 'subsystem', expected: `a subsystem of ${gw.instance}/${gw.memberClass}/${gw.memberCode}` });
+  }
+  try {
+    new URL(reg.url);
+  } catch {
+    throw new OnceOnlyError('invalid_request', 'the service URL is not a URL', { field: 'url' });
+  }
+  (s.services[subsystem] ??= {})[serviceCode] = reg;
+  writeFileSync(join(dir, FILES.settings), JSON.stringify(s, null, 2));
+  return s;
+}
+
+/** A running gateway. */
+export interface RunningGateway {
+  gateway: Gateway;
+  conf: ConfClient;
+  log: MessageLog;
+  store: Store;
+  client: App;
+  provider: App;
+  clientUrl: string;
+  providerUrl: string;
+  stop(): Promise<void>;
+}
+
+/** Opens a gateway's store: PostgreSQL when a URL is given, else `gateway.sqlite` in its directory. */
+export function openGatewayStore(dir: string, databaseUrl?: string): Promise<Store> {
+  return openStore({ databaseUrl, sqliteFile: join(dir, FILES.store) });
+}
+
+/** Starts a gateway from its directory. Needs a valid global configuration (stored or fetched). */
+export async function startGateway(dir: string, opts: { databaseUrl?: string | undefined; settings?: Partial<GatewaySettings>; now?: () => Date } = {}): Promise<RunningGateway> {
+  const settings = { ...readSettings(dir), ...opts.settings };
+  const anchor = readAnchor(join(dir, FILES.anchor));
+  const store = await openGatewayStore(dir, opts.databaseUrl);
+  const nowOpt = opts.now ? { now: opts.now } : {};
+  try {
+    const conf = new ConfClient({ db: store.db, gatewayId: settings.id, anchor, verify: verifyGlobalConfiguration, intervalMs: settings.confIntervalMs, ...nowOpt });
+    await conf.loadStored();
+    await conf.fetch().catch((e: unknown) => {
+      // Start on a stored copy if the central is down; without any copy the gateway cannot start.
+      if (!conf.held()) throw e;
+    });
+    const signingKey = loadPrivateKey(readFileSync(join(dir, FILES.signingKey), 'utf8'));
+    const tls = { key: readFileSync(join(dir, FILES.tlsKey), 'utf8'), cert: readFileSync(join(dir, FILES.tlsCert), 'utf8') };
+    const log = new MessageLog({ db: store.db, dialect: store.dialect, gatewayId: settings.id, signingKey, confSerial: () => conf.held()?.serial ?? 0, ...nowOpt });
+    const metrics = new GatewayMetrics();
+    const gateway = new Gateway({ id: settings.id, db: store.db, conf, log, metrics, signingKey, tls, services: settings.services, logBodies: settings.logBodies, maxBodyBytes: settings.maxBodyBytes, ...nowOpt });
+    const client = await createClientServer(gateway, conf, metrics, { maxBodyBytes: settings.maxBodyBytes });
+    const provider = await createProviderServer(gateway, { ...tls, ca: conf.held()!.caCertificate }, { maxBodyBytes: settings.maxBodyBytes });
+    const clientUrl = await client.listen({ host: settings.client.host, port: settings.client.port });
+    const providerUrl = await provider.listen({ host: settings.provider.host, port: settings.provider.port });
+    conf.start();
+    log.start();
+    gateway.start();
+    const stop = async (): Promise<void> => {
+      conf.stop();
+      await Promise.allSettled([client.close(), provider.close()]);
+      await gateway.close();
+      await log.stop();
+      await store.close();
+    };
+    return { gateway, conf, log, store, client, provider, clientUrl, providerUrl, stop };
+  } catch (e) {
+    await store.close();
+    throw e;
+  }
+}
