@@ -11,6 +11,9 @@ import { addService, initGateway, openGatewayStore, readAnchor, readSettings, st
 import { formatReport, verifyMessageLog } from '../gateway/messagelog.ts';
 import { verifyGlobalConfiguration } from '../central/conf.ts';
 import type { KeyObject } from 'node:crypto';
+import type { Kysely } from 'kysely';
+import type { Database } from '../store/schema.ts';
+import type { Anchor } from '../central/types.ts';
 import { intOption, reportError } from './common.ts';
 
 /** Registers the gateway commands and `log verify`. */
@@ -110,7 +113,7 @@ export function registerGatewayCommands(program: Command): void {
  * The gateway's own signing key under each stored configuration serial, from configurations that
  * verify against the anchor (expired ones included: a log outlives its configurations).
  */
-export async function signingKeysFromStoredConfs(db: import('kysely').Kysely<import('../store/schema.ts').Database>, gatewayId: string, anchor: import('../central/types.ts').Anchor): Promise<Map<number, KeyObject>> {
+export async function signingKeysFromStoredConfs(db: Kysely<Database>, gatewayId: string, anchor: Anchor): Promise<Map<number, KeyObject>> {
   const rows = await db.selectFrom('gateway_conf').select(['serial', 'jws']).where('gateway_id', '=', gatewayId).orderBy('serial').execute();
   const out = new Map<number, KeyObject>();
   for (const r of rows) {

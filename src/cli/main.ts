@@ -8,6 +8,7 @@ import { registerDemoCommand } from './demo.ts';
 import { registerRegistryCommands } from './registry.ts';
 import { registerCatalogueCommands } from './catalogue.ts';
 import { registerCentralCommands } from './central.ts';
+import { registerGatewayCommands } from './gateway.ts';
 import { openCliStore, reportError } from './common.ts';
 import { migrate } from '../store/db.ts';
 
@@ -37,5 +38,6 @@ registerDemoCommand(program);
 registerRegistryCommands(program);
 registerCatalogueCommands(program);
 registerCentralCommands(program);
+registerGatewayCommands(program);
 
 await program.parseAsync(process.argv);

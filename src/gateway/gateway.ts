@@ -262,7 +262,7 @@ export class Gateway {
     let upstream: Dispatcher.ResponseData;
     try {
       upstream = await request(new URL(oo1Target, gw.address), {
-        method: req.method as Dispatcher.HttpMethod,
+        method: req.method,
         headers,
         body: req.body.length > 0 ? req.body : null,
         dispatcher: this.peers,
@@ -427,7 +427,7 @@ export class Gateway {
     if (v.members.get(peer.member)?.status !== 'active') throw new OnceOnlyError('member_suspended', 'the sending gateway\'s member is suspended', { gateway: peer.id });
     // 2. The signature: present, by the connecting gateway, over an untampered request for us.
     if (signature === '') throw new OnceOnlyError('unsigned_request', 'the request carries no signature', { field: `headers.${H.signature}` });
-    for (const [k, val] of Object.entries(fields)) {
+    for (const [k, val] of Object.entries(fields) as [string, string][]) {
       if (/[\r\n]/.test(val) || val.length > 4096) throw new OnceOnlyError('invalid_request', `header ${k} is malformed`, { field: k });
     }
     if (fields.sender !== peer.id) throw new OnceOnlyError('invalid_signature', 'the request names a sender other than the gateway that connected', { field: `headers.${H.sender}` });

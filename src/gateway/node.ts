@@ -187,7 +187,8 @@ export async function startGateway(dir: string, opts: { databaseUrl?: string | u
     const client = await createClientServer(gateway, conf, metrics, { maxBodyBytes: settings.maxBodyBytes });
     const provider = await createProviderServer(gateway, { ...tls, ca: conf.held()!.caCertificate }, { maxBodyBytes: settings.maxBodyBytes });
     const clientUrl = await client.listen({ host: settings.client.host, port: settings.client.port });
-    const providerUrl = await provider.listen({ host: settings.provider.host, port: settings.provider.port });
+    // Fastify names the scheme from its own options; the server factory made it HTTPS.
+    const providerUrl = (await provider.listen({ host: settings.provider.host, port: settings.provider.port })).replace(/^http:/, 'https:');
     conf.start();
     log.start();
     gateway.start();

@@ -33,6 +33,19 @@ function send(reply: FastifyReply, res: OutboundResponse): FastifyReply {
 export async function createClientServer(gw: Gateway, conf: ConfClient, metrics: GatewayMetrics, opts: { maxBodyBytes: number }): Promise<App> {
   const app = await createApp({ title: `onceonly gateway ${gw.id} (client side)`, bodyLimit: opts.maxBodyBytes, maxParamLength: MAX_TARGET });
   rawBodies(app, opts.maxBodyBytes);
+  // Refusals raised by the HTTP layer itself (body too large, bad framing) carry the X-Road error
+  // header too, so client systems handle every refusal the same way.
+  app.addHook('onSend', (_req, reply, payload) => {
+    if (reply.statusCode >= 400 && !reply.hasHeader('x-road-error') && typeof payload === 'string') {
+      try {
+        const type = (JSON.parse(payload) as { type?: unknown }).type;
+        if (typeof type === 'string') void reply.header('x-road-error', `Server.ClientProxy.${type}`);
+      } catch {
+        // Not one of our error bodies: leave it as it is.
+      }
+    }
+    return Promise.resolve(payload);
+  });
   app.route({ method: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'], url: '/r1/*', schema: { hide: true }, handler: async (req, reply) => send(reply, await gw.handleClient(inbound(req))) });
   app.get('/health', { schema: { hide: true } }, (_req, reply) => {
     const held = conf.held();

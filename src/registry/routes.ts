@@ -108,12 +108,13 @@ export async function createRegistryServer(service: RegistryService, opts: { log
     // Behind a gateway the registry answers only its gateway: everyone else must go through the
     // exchange, where agreements are enforced and every release is logged.
     const expected = `Bearer ${token}`;
-    app.addHook('onRequest', async (req) => {
-      if (req.url === '/health') return;
+    app.addHook('onRequest', (req, _reply, done) => {
+      if (req.url === '/health') return done();
       const got = req.headers.authorization;
       if (typeof got !== 'string' || !safeEqual(got, expected)) {
-        throw new OnceOnlyError('unauthorized', 'this registry is reached through its gateway', { field: 'headers.authorization', expected: 'the gateway\'s service credential' });
+        return done(new OnceOnlyError('unauthorized', 'this registry is reached through its gateway', { field: 'headers.authorization', expected: 'the gateway\'s service credential' }));
       }
+      done();
     });
   }
   registryRoutes(app, service);

@@ -1,0 +1,360 @@
+/**
+ * The exchange end to end over real mutual TLS on loopback: a central, a provider gateway in
+ * front of the population register, a consumer gateway. One test per way a request can be
+ * allowed or refused, each refusal with its own type.
+ */
+import assert from 'node:assert/strict';
+import { webcrypto } from 'node:crypto';
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import SQLite from 'better-sqlite3';
+import { request as httpRequest } from 'node:http';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import 'reflect-metadata';
+import * as x509 from '@peculiar/x509';
+import { Agent, request } from 'undici';
+import { IDS, startExchange, type Exchange } from '../../test/support/exchange.ts';
+import { loadPrivateKey } from '../core/crypto.ts';
+import { bodyDigest, H, signRequest, type SignedRequestFields } from './protocol.ts';
+import { verifyMessageLog } from './messagelog.ts';
+import { signingKeysFromStoredConfs } from '../cli/gateway.ts';
+import { readAnchor } from './node.ts';
+
+x509.cryptoProvider.set(webcrypto);
+const BIN = fileURLToPath(new URL('../../bin/onceonly.js', import.meta.url));
+
+const PURPOSE = { 'x-road-client': IDS.parking, 'x-onceonly-purpose': 'resident-parking-permit' };
+let ex: Exchange;
+
+function read(person: string, items = 'person.givenName,person.address'): string {
+  return `/r1/${IDS.population}/people/${person}?items=${items}`;
+}
+
+function errorOf(r: { status: number; headers: Record<string, string>; body: string }): { type: string; message: string; detail: Record<string, unknown>; header: string | undefined } {
+  const b = JSON.parse(r.body) as { type: string; message: string; detail: Record<string, unknown> };
+  assert.equal(typeof b.message, 'string');
+  return { ...b, header: r.headers['x-road-error'] };
+}
+
+/** Sends a hand-made oo1 request to the provider gateway, as a (possibly malicious) peer would. */
+async function rawProviderCall(opts: { fields?: Partial<SignedRequestFields>; omitSignature?: boolean; tamper?: (h: Record<string, string>) => void; cert?: { key: string; cert: string }; sameId?: string }): Promise<{ status: number; body: { type: string }; headers: Record<string, unknown> }> {
+  const leedsDir = ex.dirs.leeds;
+  const key = loadPrivateKey(readFileSync(join(leedsDir, 'signing.key.pem'), 'utf8'));
+  const target = `/oo1/${IDS.population}/people/${ex.people.alice}?items=person.givenName`;
+  const fields: SignedRequestFields = {
+    method: 'GET',
+    target,
+    client: IDS.parking,
+    id: opts.sameId ?? `raw-${Math.random().toString(36).slice(2)}`,
+    userId: '',
+    issue: '',
+    purpose: 'resident-parking-permit',
+    agreement: '',
+    timestamp: String(Date.now()),
+    sender: IDS.leedsGw,
+    audience: IDS.groGw,
+    bodyDigest: bodyDigest(''),
+    ...opts.fields,
+  };
+  const { signature } = signRequest(key, fields);
+  const headers: Record<string, string> = {
+    [H.client]: fields.client, [H.id]: fields.id, [H.userId]: fields.userId, [H.issue]: fields.issue, [H.purpose]: fields.purpose,
+    [H.agreement]: fields.agreement, [H.timestamp]: fields.timestamp, [H.sender]: fields.sender, [H.audience]: fields.audience, [H.bodyDigest]: fields.bodyDigest,
+  };
+  if (!opts.omitSignature) headers[H.signature] = signature;
+  opts.tamper?.(headers);
+  const tls = opts.cert ?? { key: readFileSync(join(leedsDir, 'tls.key.pem'), 'utf8'), cert: readFileSync(join(leedsDir, 'tls.cert.pem'), 'utf8') };
+  const agent = new Agent({ connect: { ...tls, ca: ex.central.caCertificate } });
+  try {
+    const res = await request(`${ex.gro.providerUrl}${fields.target}`, { headers, dispatcher: agent });
+    return { status: res.statusCode, body: (await res.body.json()) as { type: string }, headers: res.headers };
+  } finally {
+    await agent.close();
+  }
+}
+
+/** A request with its target sent exactly as given. */
+function rawHttp(base: string, path: string, headers: Record<string, string>): Promise<{ status: number; headers: Record<string, string>; body: string }> {
+  const u = new URL(base);
+  return new Promise((resolve, reject) => {
+    const req = httpRequest({ host: u.hostname, port: u.port, path, method: 'GET', headers }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => {
+        const h: Record<string, string> = {};
+        for (const [k, v] of Object.entries(res.headers)) if (typeof v === 'string') h[k] = v;
+        resolve({ status: res.statusCode ?? 0, headers: h, body });
+      });
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+describe('the exchange', () => {
+  before(async () => {
+    ex = await startExchange({ confIntervalMs: 200 });
+  });
+  after(async () => {
+    await ex?.stop();
+  });
+
+  test('an allowed request passes, enveloped, with X-Road response headers', async () => {
+    const r = await ex.call(read(ex.people.alice), { ...PURPOSE, 'x-road-id': 'req-1', 'x-road-userid': 'EE:officer-7' });
+    assert.equal(r.status, 200, r.body);
+    assert.equal(r.headers['x-road-id'], 'req-1');
+    assert.match(r.headers['x-road-request-hash'] ?? '', /^[A-Za-z0-9_-]{43}$/);
+    const body = JSON.parse(r.body) as { items: Record<string, { value: unknown; source: string }> };
+    assert.deepEqual(Object.keys(body.items).sort(), ['person.address', 'person.givenName']);
+    assert.equal(body.items['person.givenName']!.value, 'Alice');
+    assert.equal(r.headers['x-road-error'], undefined);
+  });
+
+  test('the registry itself refuses callers that are not its gateway', async () => {
+    const settings = JSON.parse(readFileSync(join(ex.dirs.gro, 'gateway.json'), 'utf8')) as { services: Record<string, Record<string, { url: string }>> };
+    const registryUrl = settings.services[IDS.population]!['people']!.url;
+    const r = await fetch(`${registryUrl}/${ex.people.alice}?items=person.givenName`);
+    assert.equal(r.status, 401);
+    assert.equal(((await r.json()) as { type: string }).type, 'unauthorized');
+  });
+
+  test('no agreement for the purpose: no_agreement', async () => {
+    const r = await ex.call(read(ex.people.alice), { ...PURPOSE, 'x-onceonly-purpose': 'curiosity' });
+    assert.equal(r.status, 403);
+    const e = errorOf(r);
+    assert.equal(e.type, 'no_agreement');
+    assert.equal(e.header, 'Server.ServerProxy.no_agreement');
+  });
+
+  test('an item the agreement does not cover is not released: the request fails with item_not_covered', async () => {
+    const r = await ex.call(read(ex.people.alice, 'person.givenName,person.birthDate'), PURPOSE);
+    assert.equal(r.status, 403);
+    const e = errorOf(r);
+    assert.equal(e.type, 'item_not_covered');
+    assert.deepEqual(e.detail['notCovered'], ['person.birthDate']);
+    assert.ok(!r.body.includes('1990-04-12'), 'the date of birth never leaves');
+  });
+
+  test('an expired agreement: agreement_not_in_force', async () => {
+    const r = await ex.call(read(ex.people.alice, 'person.givenName'), { ...PURPOSE, 'x-onceonly-purpose': 'parking-survey-2019' });
+    assert.equal(r.status, 403);
+    assert.equal(errorOf(r).type, 'agreement_not_in_force');
+  });
+
+  test('an unknown client subsystem: unknown_client', async () => {
+    const r = await ex.call(read(ex.people.alice), { ...PURPOSE, 'x-road-client': 'UK/MUN/LEEDS/nosuchsystem' });
+    assert.equal(r.status, 403);
+    assert.equal(errorOf(r).type, 'unknown_client');
+    const other = await ex.call(read(ex.people.alice), { ...PURPOSE, 'x-road-client': IDS.benefits });
+    assert.equal(errorOf(other).type, 'unknown_client', 'a gateway serves only its own member\'s subsystems');
+    const none = await ex.call(read(ex.people.alice), { 'x-onceonly-purpose': 'resident-parking-permit' });
+    assert.equal(none.status, 400);
+    assert.equal(errorOf(none).detail['field'], 'headers.x-road-client');
+  });
+
+  test('malformed identifiers and service paths each get a typed refusal', async () => {
+    const cases: [string, string][] = [
+      ['/r1/UK/GOV/GRO', 'invalid_identifier'],
+      [`/r1/UK/GOV/GRO/population/people/..%2F..%2Fetc?items=person.givenName`, 'invalid_service_path'],
+      [`/r1/UK/GOV/GRO/population/people/%2e%2e/x`, 'invalid_service_path'],
+      [`/r1/UK/GOV/GRO/population/people/../x`, 'invalid_service_path'],
+      [`/r1/UK/GOV/GRO/population/people/a%5Cb`, 'invalid_service_path'],
+      [`/r1/UK/GOV/G$RO/population/people/x`, 'invalid_identifier'],
+      [`/r1/UK/GOV/GRO/${'p'.repeat(65)}/people/x`, 'invalid_identifier'],
+      [`/r1/UK/GOV/GRO/population/people/${'x'.repeat(5000)}`, 'invalid_service_path'],
+      [`/r1/UK/GOV/GRO/population/people//x`, 'invalid_service_path'],
+    ];
+    for (const [path, type] of cases) {
+      // node:http sends the path byte for byte; WHATWG URL parsing (fetch, undici) would resolve
+      // "%2e%2e" before it ever left the client.
+      const r = await rawHttp(ex.leeds.clientUrl, path, PURPOSE);
+      assert.ok(r.status >= 400 && r.status < 500, `${path}: ${r.status}`);
+      assert.equal(errorOf(r).type, type, `${path.slice(0, 80)}: ${r.body.slice(0, 200)}`);
+      assert.equal(r.headers['x-road-error'], `Server.ClientProxy.${type}`);
+    }
+    const header = await ex.call(read(ex.people.alice), { ...PURPOSE, 'x-road-client': 'UK/MUN/../parking' });
+    assert.equal(errorOf(header).type, 'invalid_identifier');
+  });
+
+  test('an oversized body: payload_too_large', async () => {
+    const r = await ex.call(read(ex.people.alice), { ...PURPOSE, 'content-type': 'application/octet-stream' }, { method: 'POST', body: Buffer.alloc(5 * 1024 * 1024, 1) });
+    assert.equal(r.status, 413);
+    assert.equal(errorOf(r).type, 'payload_too_large');
+    assert.equal(r.headers['x-road-error'], 'Server.ClientProxy.payload_too_large');
+  });
+
+  test('only GET reaches a registry through the exchange: method_not_allowed', async () => {
+    const r = await ex.call(`/r1/${IDS.population}/people/${ex.people.alice}/changes`, { ...PURPOSE, 'content-type': 'application/json' }, { method: 'POST', body: '{"type":"death","deathDate":"2020-01-01"}' });
+    assert.equal(r.status, 405);
+    assert.equal(errorOf(r).type, 'method_not_allowed');
+  });
+
+  test('an unsigned request: unsigned_request', async () => {
+    const r = await rawProviderCall({ omitSignature: true });
+    assert.equal(r.status, 401);
+    assert.equal(r.body.type, 'unsigned_request');
+  });
+
+  test('a tampered request: invalid_signature', async () => {
+    const r = await rawProviderCall({ tamper: (h) => (h[H.purpose] = 'benefit-entitlement') });
+    assert.equal(r.body.type, 'invalid_signature');
+    const items = await rawProviderCall({ fields: { target: `/oo1/${IDS.population}/people/${ex.people.alice}?items=person.givenName` }, tamper: (h) => (h[H.client] = IDS.benefits) });
+    assert.equal(items.body.type, 'invalid_signature');
+  });
+
+  test('a replayed request: replayed_request', async () => {
+    const first = await rawProviderCall({ sameId: 'replay-me' });
+    assert.equal(first.status, 200);
+    const again = await rawProviderCall({ sameId: 'replay-me' });
+    assert.equal(again.status, 409);
+    assert.equal(again.body.type, 'replayed_request');
+  });
+
+  test('a request outside the time window: message_expired', async () => {
+    const r = await rawProviderCall({ fields: { timestamp: String(Date.now() - 10 * 60_000) } });
+    assert.equal(r.body.type, 'message_expired');
+  });
+
+  test('a request addressed to another gateway: wrong_audience', async () => {
+    const r = await rawProviderCall({ fields: { audience: 'UK/GOV/DWP/gw1' } });
+    assert.equal(r.status, 421);
+    assert.equal(r.body.type, 'wrong_audience');
+  });
+
+  test('a certificate not issued by the central CA: untrusted_certificate', async () => {
+    const alg = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };
+    const keys = await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify']);
+    const rogue = await x509.X509CertificateGenerator.createSelfSigned({ serialNumber: '01', name: 'CN=UK.MUN.LEEDS.gw1', notBefore: new Date(Date.now() - 60_000), notAfter: new Date(Date.now() + 86_400_000), keys, signingAlgorithm: alg });
+    const pkcs8 = Buffer.from(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey)).toString('base64');
+    const keyPem = `-----BEGIN PRIVATE KEY-----\n${pkcs8.match(/.{1,64}/g)!.join('\n')}\n-----END PRIVATE KEY-----\n`;
+    const r = await rawProviderCall({ cert: { key: keyPem, cert: rogue.toString('pem') } });
+    assert.equal(r.status, 403);
+    assert.equal(r.body.type, 'untrusted_certificate');
+  });
+
+  test('a tampered response is detected by the client gateway: invalid_response_signature', async () => {
+    ex.tamper(true);
+    try {
+      const r = await ex.call(read(ex.people.alice), PURPOSE);
+      assert.equal(r.status, 502);
+      assert.equal(errorOf(r).type, 'invalid_response_signature');
+      assert.ok(!r.body.includes('Alice'), 'nothing of the tampered answer is passed on');
+    } finally {
+      ex.tamper(false);
+    }
+  });
+
+  test('metaservices: listClients, listMethods, allowedMethods, getOpenAPI', async () => {
+    const clients = await ex.call('/r1/listClients', {});
+    assert.equal(clients.status, 200);
+    const list = JSON.parse(clients.body) as { member: { id: { object_type: string; subsystem_code?: string } }[] };
+    assert.ok(list.member.some((m) => m.id.object_type === 'SUBSYSTEM' && m.id.subsystem_code === 'population'));
+    const methods = await ex.call(`/r1/${IDS.population}/listMethods`, { 'x-road-client': IDS.parking });
+    assert.equal(methods.status, 200, methods.body);
+    assert.deepEqual((JSON.parse(methods.body) as { service: { service_code: string }[] }).service.map((s) => s.service_code), ['people']);
+    const allowed = await ex.call(`/r1/${IDS.population}/allowedMethods`, { 'x-road-client': IDS.parking });
+    assert.deepEqual((JSON.parse(allowed.body) as { service: { service_code: string }[] }).service.map((s) => s.service_code), ['people']);
+    const openapi = await ex.call(`/r1/${IDS.population}/getOpenAPI?serviceCode=people`, { 'x-road-client': IDS.parking });
+    assert.equal(openapi.status, 200, openapi.body);
+    assert.equal((JSON.parse(openapi.body) as { openapi: string }).openapi, '3.1.0');
+  });
+
+  test('health and Prometheus metrics', async () => {
+    const h = await ex.call('/health');
+    assert.equal(h.status, 200);
+    const m = await ex.call('/metrics');
+    assert.match(m.body, /onceonly_gateway_requests_total\{side="client",status="2xx"\} \d+/);
+    assert.match(m.body, /onceonly_gateway_errors_total\{side="client",type="invalid_service_path"\} \d+/);
+    assert.match(m.body, /onceonly_gateway_request_duration_seconds_bucket/);
+  });
+
+  test('a suspended gateway and a suspended member are refused at the next configuration', async () => {
+    await ex.central.suspendGateway(IDS.leedsGw);
+    await Promise.all([ex.gro.conf.fetch(), ex.leeds.conf.fetch()]);
+    const g = await ex.call(read(ex.people.alice), PURPOSE);
+    assert.equal(errorOf(g).type, 'gateway_suspended');
+    assert.equal(g.headers['x-road-error'], 'Server.ServerProxy.gateway_suspended');
+    await ex.central.activateGateway(IDS.leedsGw);
+    await ex.central.suspendMember(IDS.leeds);
+    await Promise.all([ex.gro.conf.fetch(), ex.leeds.conf.fetch()]);
+    const m = await ex.call(read(ex.people.alice), PURPOSE);
+    assert.equal(errorOf(m).type, 'member_suspended');
+    await ex.central.activateMember(IDS.leeds);
+    await Promise.all([ex.gro.conf.fetch(), ex.leeds.conf.fetch()]);
+    const ok = await ex.call(read(ex.people.alice), PURPOSE);
+    assert.equal(ok.status, 200);
+  });
+
+  test('central unreachable: works until the configuration expires, then refuses, then recovers by itself', async () => {
+    await ex.stopCentral();
+    const during = await ex.call(read(ex.people.alice), PURPOSE);
+    assert.equal(during.status, 200, 'the cached configuration is still valid');
+    ex.advance(11 * 60_000);
+    const expired = await ex.call(read(ex.people.alice), PURPOSE);
+    assert.equal(expired.status, 503);
+    assert.equal(errorOf(expired).type, 'global_conf_expired');
+    assert.equal((await ex.call('/health')).status, 503);
+    await ex.startCentral();
+    // The gateways fetch every 200 ms in this test; wait for both to recover on their own.
+    const deadline = Date.now() + 15_000;
+    let last = 0;
+    while (Date.now() < deadline) {
+      last = (await ex.call(read(ex.people.alice), PURPOSE)).status;
+      if (last === 200) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.equal(last, 200);
+  });
+
+  test('log verify passes on the untouched logs of both gateways', async () => {
+    for (const g of [ex.gro, ex.leeds]) {
+      await g.log.checkpoint();
+      const keys = await signingKeysFromStoredConfs(g.store.db, g.gateway.id, readAnchor(join(ex.dirs.central, 'anchor.json')));
+      const report = await verifyMessageLog(g.store.db, g.gateway.id, (s) => keys.get(s));
+      assert.ok(report.ok, JSON.stringify(report.problems));
+      assert.ok(report.records > 10);
+    }
+    const rows = await ex.gro.store.db.selectFrom('message_log').select(['side', 'status', 'error_type', 'items', 'request_body']).where('gateway_id', '=', IDS.groGw).execute();
+    assert.ok(rows.every((r) => r.side === 'provider' && r.request_body === null), 'metadata and digests only by default');
+    assert.ok(rows.some((r) => r.error_type === 'item_not_covered'));
+  });
+
+  test('`onceonly log verify` passes on the untouched log and names the record altered, deleted or inserted', async () => {
+    await ex.gro.stop();
+    const dbFile = join(ex.dirs.gro, 'gateway.sqlite');
+    const verify = (): { code: number | null; out: string } => {
+      const r = spawnSync(process.execPath, [BIN, 'log', 'verify', '--dir', ex.dirs.gro], { encoding: 'utf8', env: { ...process.env, DATABASE_URL: '' } });
+      return { code: r.status, out: `${r.stdout}${r.stderr}` };
+    };
+    const clean = verify();
+    assert.equal(clean.code, 0, clean.out);
+    const db = new SQLite(dbFile);
+    try {
+      const backup = db.prepare('SELECT * FROM message_log WHERE position = 3').get() as Record<string, unknown>;
+      db.prepare('UPDATE message_log SET status = 200 WHERE position = 3').run();
+      const altered = verify();
+      assert.equal(altered.code, 1);
+      assert.match(altered.out, /altered/);
+      assert.match(altered.out, /\b3\b/);
+      db.prepare('UPDATE message_log SET status = ? WHERE position = 3').run(backup['status']);
+      assert.equal(verify().code, 0, 'restoring the value restores the chain');
+
+      db.prepare('DELETE FROM message_log WHERE position = 5').run();
+      const removed = verify();
+      assert.equal(removed.code, 1);
+      assert.match(removed.out, /removed/);
+      assert.match(removed.out, /\b5\b/);
+      const cols = Object.keys(backup).filter((c) => c !== 'seq');
+      db.prepare(`INSERT INTO message_log (${cols.join(', ')}) VALUES (${cols.map(() => '?').join(', ')})`).run(...cols.map((c) => (c === 'position' ? 5 : backup[c])));
+      const inserted = verify();
+      assert.equal(inserted.code, 1);
+      assert.match(inserted.out, /inserted|altered|reordered/);
+      assert.match(inserted.out, /\b5\b/);
+    } finally {
+      db.close();
+    }
+  });
+});
