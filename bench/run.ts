@@ -4,15 +4,20 @@
  * baseline and the ratio. `--quick` shrinks sizes for a smoke run; `--json` prints one JSON line.
  */
 import { runFoundation, type BenchResult } from './foundation.ts';
+import { runExchange } from './exchange.ts';
 
 const quick = process.argv.includes('--quick');
 const json = process.argv.includes('--json');
+// `npm run bench -- --only exchange` runs one group.
+const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1] : undefined;
 
-const results: BenchResult[] = await runFoundation({
-  people: quick ? 20_000 : 1_000_000,
-  readPeople: quick ? 2_000 : 100_000,
-  seconds: quick ? 2 : 8,
-});
+const results: BenchResult[] = [];
+if (!only || only === 'foundation') {
+  results.push(...(await runFoundation({ people: quick ? 20_000 : 1_000_000, readPeople: quick ? 2_000 : 100_000, seconds: quick ? 2 : 8 })));
+}
+if (!only || only === 'exchange') {
+  results.push(...(await runExchange({ seconds: quick ? 3 : 10 })));
+}
 
 if (json) {
   process.stdout.write(`${JSON.stringify(results)}\n`);

@@ -43,9 +43,12 @@ export function registerDemoCommand(program: Command): void {
         } else {
           const out = process.stdout;
           out.write('\nonceonly demo is running (Ctrl-C to stop)\n\n');
-          for (const e of demo.endpoints) out.write(`  ${e.name.padEnd(11)} ${e.url.padEnd(24)} ${e.subsystem ?? ''}\n               OpenAPI: ${e.openapi}\n`);
+          for (const e of demo.endpoints) out.write(`  ${e.name.padEnd(17)} ${e.url.padEnd(24)} ${e.role}\n`);
           out.write('\nTry:\n');
-          for (const ex of demo.examples) out.write(`  # ${ex.description}\n  curl -s '${ex.url}'\n`);
+          for (const ex of demo.examples) {
+            const h = Object.entries(ex.headers).filter(([k]) => k !== 'accept').map(([k, v]) => ` -H '${k}: ${v}'`).join('');
+            out.write(`  # ${ex.description}\n  curl -s${h} '${ex.url}'\n`);
+          }
           out.write(`\nCheck a form for questions that re-collect mastered data:\n  npx onceonly catalogue check examples/forms/resident-parking-permit.yaml\n\n`);
         }
         let stopping = false;

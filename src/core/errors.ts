@@ -48,6 +48,8 @@ export const ERROR_STATUS = {
   no_agreement: 403,
   agreement_not_in_force: 403,
   item_not_covered: 403,
+  consent_required: 403,
+  preview_required: 403,
   unsigned_request: 401,
   invalid_signature: 401,
   message_expired: 401,

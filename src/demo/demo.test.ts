@@ -1,10 +1,11 @@
 /**
  * The demo end to end, as a newcomer runs it: the real CLI in a child process, its one JSON line,
- * the example requests it prints, a clean stop on SIGTERM, and a restart that keeps the data.
+ * the example requests it prints (through the consumers' gateways), registries that answer only
+ * their gateways, a clean stop on SIGTERM, and a restart that keeps the data.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -15,7 +16,7 @@ const dir = mkdtempSync(join(tmpdir(), 'onceonly-demo-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
 interface DemoLine {
-  endpoints: { name: string; url: string; openapi: string }[];
+  endpoints: { name: string; url: string; id?: string }[];
   examples: { method: string; url: string; headers: Record<string, string> }[];
 }
 
@@ -48,34 +49,52 @@ function startDemo(): Promise<{ line: DemoLine; stop: () => Promise<number | nul
   });
 }
 
-test('the demo prints one JSON line whose example requests succeed, stops cleanly, and keeps its data', async () => {
+interface Layout {
+  ports: { registries: Record<string, number> };
+}
+
+test('the demo prints one JSON line whose example requests succeed through the gateways, stops cleanly, and keeps its data', async () => {
   const first = await startDemo();
+  let person = '';
   try {
-    assert.deepEqual(first.line.endpoints.map((e) => e.name), ['catalogue', 'population', 'addresses', 'companies']);
+    const names = first.line.endpoints.map((e) => e.name);
+    assert.deepEqual(names, ['central', 'catalogue', 'gateway-gro', 'gateway-geoplace', 'gateway-ch', 'gateway-leeds', 'gateway-dwp']);
     assert.ok(first.line.examples.length >= 3);
+    const gatewayUrls = first.line.endpoints.filter((e) => e.name.startsWith('gateway-')).map((e) => e.url);
+    let throughGateways = 0;
     for (const ex of first.line.examples) {
       const res = await fetch(ex.url, { method: ex.method, headers: ex.headers });
-      assert.equal(res.status, 200, ex.url);
+      assert.equal(res.status, 200, `${ex.url}: ${await res.clone().text()}`);
       const body = (await res.json()) as { items?: Record<string, { value: unknown; source: string }> };
-      if (body.items) for (const env of Object.values(body.items)) assert.ok('source' in env && 'value' in env);
+      if (body.items) {
+        for (const env of Object.values(body.items)) assert.ok('source' in env && 'value' in env);
+        assert.ok(gatewayUrls.some((u) => ex.url.startsWith(u)), 'registry data comes through a gateway');
+        assert.ok(res.headers.get('x-road-request-hash'));
+        throughGateways++;
+      }
     }
-    // A change recorded through the API must survive the restart.
-    const personUrl = first.line.examples[0]!.url.split('?')[0]!;
-    const change = await fetch(`${personUrl}/changes`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ type: 'name', givenName: 'Restartina', effectiveDate: '2026-01-02' }) });
+    assert.ok(throughGateways >= 3);
+    // The registries answer only their gateways.
+    const layout = JSON.parse(readFileSync(join(dir, 'demo.json'), 'utf8')) as Layout;
+    const popPort = layout.ports.registries['population']!;
+    person = new URL(first.line.examples[0]!.url).pathname.split('/').pop()!;
+    const direct = await fetch(`http://127.0.0.1:${popPort}/people/${person}?items=person.givenName`);
+    assert.equal(direct.status, 401);
+    // A change recorded at the register (by its owner, with its credential) must survive a restart.
+    const token = readFileSync(join(dir, 'registry-population.token'), 'utf8');
+    const change = await fetch(`http://127.0.0.1:${popPort}/people/${person}/changes`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body: JSON.stringify({ type: 'name', givenName: 'Restartina', effectiveDate: '2026-01-02' }) });
     assert.equal(change.status, 201, await change.clone().text());
-    for (const e of first.line.endpoints) {
-      const doc = (await (await fetch(e.openapi)).json()) as { openapi: string };
-      assert.equal(doc.openapi, '3.1.0');
-    }
   } finally {
     assert.equal(await first.stop(), 0, 'SIGTERM stops the demo with exit code 0');
   }
   const second = await startDemo();
   try {
     // The data was reused, not generated again: the change made before the restart is there.
-    const res = await fetch(second.line.examples[0]!.url);
+    const ex = second.line.examples[0]!;
+    const res = await fetch(ex.url, { headers: ex.headers });
     const body = (await res.json()) as { items: Record<string, { value: unknown }> };
     assert.equal(body.items['person.givenName']!.value, 'Restartina');
+    assert.ok(ex.url.includes(person));
   } finally {
     assert.equal(await second.stop(), 0);
   }

@@ -1,9 +1,19 @@
 /**
  * @module demo/demo
- * `onceonly demo`: the catalogue, the register of agreements and three registries with a
- * generated population, all on loopback, from one command. The population is generated on the
- * first start and reused after; an interrupted first load is detected and redone.
+ * `onceonly demo`: a whole small country on loopback from one command. A central authority; a
+ * gateway for each registry's organisation (population, addresses, companies) and for two
+ * consuming organisations (Leeds City Council, the benefits agency), with mutual TLS between
+ * gateways; the registries themselves answer only their own gateway. The catalogue and the
+ * public register of agreements are served beside them.
+ *
+ * Everything lives under the data directory and is reused on restart: `demo.json` (the ports
+ * chosen on first start), `central/` (keys, anchor, its store), `gateways/NAME/` (keys, settings,
+ * store) and `onceonly.sqlite` (the registries). An interrupted first start is detected (no
+ * `demo.json`) and started again from scratch.
  */
+import { randomBytes } from 'node:crypto';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { loadCatalogue, type Catalogue } from '../catalogue/catalogue.ts';
 import { loadAgreements } from '../catalogue/agreements.ts';
 import { createCatalogueServer } from '../catalogue/routes.ts';
@@ -11,16 +21,21 @@ import { createRegistries, REGISTRY_IDS } from '../registry/registries.ts';
 import { createRegistryServer } from '../registry/routes.ts';
 import { clearRegistries, populationStatus } from '../registry/populate.ts';
 import { openStore, type Store } from '../store/db.ts';
+import { initCentral, Central } from '../central/central.ts';
+import { createCentralServer } from '../central/server.ts';
+import { addService, initGateway, startGateway, type RunningGateway } from '../gateway/node.ts';
 import type { App } from '../core/http.ts';
 import type { LoadResult } from '../registry/load.ts';
 import { packagePath } from '../cli/common.ts';
+import { freePort } from './ports.ts';
 
 export interface DemoOptions {
   dataDir: string;
-  /** First port; the services take consecutive ports from it. 0 = any free ports. */
+  /** First port of the block the demo uses on first start (0: any free ports). */
   basePort: number;
   /** People to generate on first start. */
   people: number;
+  /** PostgreSQL for the registries' store (gateways and central keep SQLite files in the demo). */
   databaseUrl?: string | undefined;
   /** Generates the population (the CLI passes one with a progress bar). */
   generate: (store: Store, people: number) => Promise<LoadResult>;
@@ -39,16 +54,88 @@ export interface ExampleRequest {
 
 export interface Endpoint {
   name: string;
-  subsystem?: string;
+  /** What it is, in a few words. */
+  role: string;
+  /** The subsystem or gateway id it stands for. */
+  id?: string;
   url: string;
-  openapi: string;
+  openapi?: string;
 }
 
 export interface RunningDemo {
   endpoints: Endpoint[];
   examples: ExampleRequest[];
-  store: Store;
   stop(): Promise<void>;
+}
+
+/** The organisations of the demo. */
+const ORGS = [
+  { key: 'gro', member: 'UK/GOV/GRO', name: 'General Register Office (synthetic)', subsystems: ['population'], registry: 'population' as const, service: 'people' },
+  { key: 'geoplace', member: 'UK/GOV/GEOPLACE', name: 'GeoPlace address register (synthetic)', subsystems: ['addresses'], registry: 'addresses' as const, service: 'addresses' },
+  { key: 'ch', member: 'UK/GOV/CH', name: 'Companies House (synthetic)', subsystems: ['companies'], registry: 'companies' as const, service: 'companies' },
+  { key: 'leeds', member: 'UK/MUN/LEEDS', name: 'Leeds City Council (synthetic)', subsystems: ['parking'] },
+  { key: 'dwp', member: 'UK/GOV/DWP', name: 'Department for Work and Pensions (synthetic)', subsystems: ['benefits'] },
+] as const;
+
+type OrgKey = (typeof ORGS)[number]['key'];
+
+/** `demo.json`: what the first start chose. */
+interface DemoLayout {
+  version: 1;
+  ports: { central: number; catalogue: number; registries: Record<string, number>; gatewayClient: Record<string, number>; gatewayProvider: Record<string, number> };
+}
+
+async function choosePorts(base: number): Promise<DemoLayout['ports']> {
+  const pick = async (offset: number): Promise<number> => (base === 0 ? freePort() : base + offset);
+  const ports: DemoLayout['ports'] = { central: await pick(0), catalogue: await pick(1), registries: {}, gatewayClient: {}, gatewayProvider: {} };
+  for (const [i, o] of ORGS.entries()) {
+    ports.gatewayClient[o.key] = await pick(10 + i);
+    ports.gatewayProvider[o.key] = await pick(20 + i);
+    if ('registry' in o) ports.registries[o.registry] = await pick(30 + i);
+  }
+  return ports;
+}
+
+/** First start: central, members, gateways with certificates, service registrations. */
+async function setUp(dir: string, base: number, say: (l: string) => void): Promise<DemoLayout> {
+  const ports = await choosePorts(base);
+  const centralDir = join(dir, 'central');
+  const init = await initCentral({ dir: centralDir, instance: 'UK', url: `http://127.0.0.1:${ports.central}`, agreementsFile: packagePath('config/agreements.yaml'), catalogueFile: packagePath('config/catalogue.yaml') });
+  const central = await Central.open({ dir: centralDir });
+  const app = await createCentralServer(central);
+  try {
+    await app.listen({ host: '127.0.0.1', port: ports.central });
+    for (const o of ORGS) {
+      await central.addMember({ id: o.member, name: o.name });
+      for (const s of o.subsystems) await central.addSubsystem({ id: `${o.member}/${s}` });
+    }
+    for (const o of ORGS) {
+      const gwDir = join(dir, 'gateways', o.key);
+      say(`issuing certificates for the ${o.key} gateway`);
+      await initGateway({
+        dir: gwDir,
+        anchorFile: join(centralDir, 'anchor.json'),
+        id: `${o.member}/gw1`,
+        address: `https://127.0.0.1:${ports.gatewayProvider[o.key]}`,
+        clientPort: ports.gatewayClient[o.key]!,
+        providerPort: ports.gatewayProvider[o.key]!,
+        token: init.token,
+      });
+      if ('registry' in o) {
+        // Each registry gets a credential only its own gateway holds.
+        const token = randomBytes(24).toString('base64url');
+        addService(gwDir, `${o.member}/${o.subsystems[0]}`, o.service, { url: `http://127.0.0.1:${ports.registries[o.registry]}/${o.service}`, timeoutMs: 10_000, headers: { authorization: `Bearer ${token}` }, kind: 'registry', description: `The ${o.registry} register` });
+        writeFileSync(join(dir, `registry-${o.registry}.token`), token, { mode: 0o600 });
+      }
+    }
+  } finally {
+    await app.close();
+    await central.close();
+  }
+  const layout: DemoLayout = { version: 1, ports };
+  // Written last: its presence marks a completed first start.
+  writeFileSync(join(dir, 'demo.json'), JSON.stringify(layout, null, 2));
+  return layout;
 }
 
 async function firstId(store: Store, registry: string): Promise<string> {
@@ -57,28 +144,65 @@ async function firstId(store: Store, registry: string): Promise<string> {
   return row.id;
 }
 
-function examplesFor(endpoints: Record<string, string>, ids: { person: string; address: string; company: string }, catalogue: Catalogue): ExampleRequest[] {
-  const headers = { accept: 'application/json' };
-  const owned = (s: string): number => catalogue.ownedBy(s).length;
+/** A person the examples can read: alive, so every item asked for has a value. */
+async function livingPerson(store: Store): Promise<string> {
+  const row = await store.db
+    .selectFrom('fact')
+    .select('subject')
+    .where('registry', '=', REGISTRY_IDS.population)
+    .where('item', '=', 'person.status')
+    .where('superseded_at', 'is', null)
+    .where('valid_to', 'is', null)
+    .where('value', '=', '"alive"')
+    .orderBy('subject')
+    .limit(1)
+    .executeTakeFirst();
+  return row?.subject ?? firstId(store, REGISTRY_IDS.population);
+}
+
+function examplesFor(gw: Record<OrgKey, string>, catalogueUrl: string, ids: { person: string; address: string; company: string }, catalogue: Catalogue): ExampleRequest[] {
+  const leeds = { accept: 'application/json', 'x-road-client': 'UK/MUN/LEEDS/parking', 'x-onceonly-purpose': 'resident-parking-permit' };
+  const dwp = { accept: 'application/json', 'x-road-client': 'UK/GOV/DWP/benefits', 'x-onceonly-purpose': 'benefit-entitlement' };
+  const n = catalogue.ownedBy(REGISTRY_IDS.population).length;
   return [
-    { description: `Five items of one person from the population register (${owned(REGISTRY_IDS.population)} items mastered there)`, method: 'GET', headers, url: `${endpoints['population']}/people/${ids.person}?items=person.givenName,person.familyName,person.birthDate,person.address,person.status` },
-    { description: 'Where the same person lived on 1 January 2015', method: 'GET', headers, url: `${endpoints['population']}/people/${ids.person}?items=person.address&asAt=2015-01-01` },
-    { description: 'An address from the address register', method: 'GET', headers, url: `${endpoints['addresses']}/addresses/${ids.address}?items=address.lines,address.town,address.postcode` },
-    { description: 'A company from the business register', method: 'GET', headers, url: `${endpoints['companies']}/companies/${ids.company}?items=business.name,business.status,business.registeredAddress,business.incorporationDate` },
-    { description: 'Does this person exist? (releases nothing else)', method: 'GET', headers, url: `${endpoints['population']}/people/${ids.person}/exists` },
-    { description: 'The public register of data-sharing agreements', method: 'GET', headers, url: `${endpoints['catalogue']}/agreements` },
+    { description: `Leeds City Council reads an applicant's name and address from the population register (which masters ${n} items), through its own gateway`, method: 'GET', headers: leeds, url: `${gw.leeds}/r1/UK/GOV/GRO/population/people/${ids.person}?items=person.givenName,person.familyName,person.address` },
+    { description: 'The benefits agency reads five items of the same person under its own agreement', method: 'GET', headers: dwp, url: `${gw.dwp}/r1/UK/GOV/GRO/population/people/${ids.person}?items=person.givenName,person.familyName,person.birthDate,person.address,person.status` },
+    { description: 'Leeds City Council reads an address from the address register', method: 'GET', headers: leeds, url: `${gw.leeds}/r1/UK/GOV/GEOPLACE/addresses/addresses/${ids.address}?items=address.lines,address.postcode` },
+    { description: 'The benefits agency checks an employer in the business register', method: 'GET', headers: { ...dwp, 'x-onceonly-purpose': 'employer-verification' }, url: `${gw.dwp}/r1/UK/GOV/CH/companies/companies/${ids.company}?items=business.name,business.status,business.registeredAddress` },
+    { description: 'Who is on the exchange (X-Road metaservice listClients)', method: 'GET', headers: { accept: 'application/json' }, url: `${gw.leeds}/r1/listClients` },
+    { description: 'Which services Leeds may use at the population register (allowedMethods)', method: 'GET', headers: { accept: 'application/json', 'x-road-client': 'UK/MUN/LEEDS/parking' }, url: `${gw.leeds}/r1/UK/GOV/GRO/population/allowedMethods` },
+    { description: 'The public register of data-sharing agreements', method: 'GET', headers: { accept: 'application/json' }, url: `${catalogueUrl}/agreements` },
   ];
 }
 
-/** Starts the demo and returns once every service answers. */
+/** Starts the demo and returns once every example request answers. */
 export async function startDemo(opts: DemoOptions): Promise<RunningDemo> {
   const say = opts.say ?? (() => undefined);
+  const dir = opts.dataDir;
   const catalogue = loadCatalogue(packagePath('config/catalogue.yaml'));
   const agreements = loadAgreements(packagePath('config/agreements.yaml'), catalogue);
-  const store = await openStore({ databaseUrl: opts.databaseUrl, dataDir: opts.dataDir });
+
+  let layout: DemoLayout;
+  const layoutFile = join(dir, 'demo.json');
+  if (existsSync(layoutFile)) {
+    layout = JSON.parse(readFileSync(layoutFile, 'utf8')) as DemoLayout;
+    if (opts.basePort !== 0 && layout.ports.central !== opts.basePort) say(`reusing the ports chosen on first start (central on ${layout.ports.central}); delete ${dir} to start afresh`);
+  } else {
+    // No layout: a first start, or one that was interrupted. Exchange state is rebuilt whole.
+    rmSync(join(dir, 'central'), { recursive: true, force: true });
+    rmSync(join(dir, 'gateways'), { recursive: true, force: true });
+    say('first start: creating the central authority and the gateways');
+    layout = await setUp(dir, opts.basePort, say);
+  }
+
+  const store = await openStore({ databaseUrl: opts.databaseUrl, dataDir: dir });
   const apps: App[] = [];
+  const gateways: RunningGateway[] = [];
+  let central: Central | undefined;
   const stop = async (): Promise<void> => {
+    await Promise.allSettled(gateways.map((g) => g.stop()));
     await Promise.allSettled(apps.map((a) => a.close()));
+    await central?.close();
     await store.close();
   };
   try {
@@ -93,34 +217,44 @@ export async function startDemo(opts: DemoOptions): Promise<RunningDemo> {
     } else {
       say(`using the ${status.people} people already in ${store.location}`);
     }
+
+    central = await Central.open({ dir: join(dir, 'central') });
+    const centralApp = await createCentralServer(central);
+    apps.push(centralApp);
+    await centralApp.listen({ host: '127.0.0.1', port: layout.ports.central });
+    const catalogueApp = await createCatalogueServer({ catalogue, agreements });
+    apps.push(catalogueApp);
+    const catalogueUrl = await catalogueApp.listen({ host: '127.0.0.1', port: layout.ports.catalogue });
+
     const regs = createRegistries(store.db, catalogue);
-    const services: [string, App, string | undefined][] = [
-      ['catalogue', await createCatalogueServer({ catalogue, agreements }), undefined],
-      ['population', await createRegistryServer(regs.population), REGISTRY_IDS.population],
-      ['addresses', await createRegistryServer(regs.addresses), REGISTRY_IDS.addresses],
-      ['companies', await createRegistryServer(regs.companies), REGISTRY_IDS.companies],
+    const endpoints: Endpoint[] = [
+      { name: 'central', role: 'central authority: signed global configuration, management API', url: `http://127.0.0.1:${layout.ports.central}`, openapi: `http://127.0.0.1:${layout.ports.central}/openapi.json` },
+      { name: 'catalogue', role: 'catalogue of data items and the public register of agreements', url: catalogueUrl, openapi: `${catalogueUrl}/openapi.json` },
     ];
-    const endpoints: Endpoint[] = [];
-    const byName: Record<string, string> = {};
-    for (const [i, [name, app, subsystem]] of services.entries()) {
-      apps.push(app);
-      const url = await app.listen({ host: '127.0.0.1', port: opts.basePort === 0 ? 0 : opts.basePort + i });
-      byName[name] = url;
-      endpoints.push({ name, ...(subsystem ? { subsystem } : {}), url, openapi: `${url}/openapi.json` });
+    for (const o of ORGS) {
+      if ('registry' in o) {
+        const token = readFileSync(join(dir, `registry-${o.registry}.token`), 'utf8');
+        const app = await createRegistryServer(regs[o.registry], { token });
+        apps.push(app);
+        await app.listen({ host: '127.0.0.1', port: layout.ports.registries[o.registry] ?? 0 });
+      }
     }
-    const ids = {
-      person: await firstId(store, REGISTRY_IDS.population),
-      address: await firstId(store, REGISTRY_IDS.addresses),
-      company: await firstId(store, REGISTRY_IDS.companies),
-    };
-    const examples = examplesFor(byName, ids, catalogue);
-    // "Ready" means the examples really answer, not merely that the sockets are open.
+    const gwUrls = {} as Record<OrgKey, string>;
+    for (const o of ORGS) {
+      const g = await startGateway(join(dir, 'gateways', o.key));
+      gateways.push(g);
+      gwUrls[o.key] = g.clientUrl;
+      endpoints.push({ name: `gateway-${o.key}`, role: `${o.name}: gateway client side (X-Road REST r1); provider side ${g.providerUrl} (mutual TLS)`, id: g.gateway.id, url: g.clientUrl });
+    }
+    const ids = { person: await livingPerson(store), address: await firstId(store, REGISTRY_IDS.addresses), company: await firstId(store, REGISTRY_IDS.companies) };
+    const examples = examplesFor(gwUrls, catalogueUrl, ids, catalogue);
+    // "Ready" means the examples really answer, through the gateways, not merely that sockets are open.
     for (const ex of examples) {
       const res = await fetch(ex.url, { method: ex.method, headers: ex.headers });
-      if (res.status !== 200) throw new Error(`demo self-check failed: ${ex.description} answered ${res.status}`);
-      await res.arrayBuffer();
+      const text = await res.text();
+      if (res.status !== 200) throw new Error(`demo self-check failed: ${ex.description} answered ${res.status}: ${text.slice(0, 300)}`);
     }
-    return { endpoints, examples, store, stop };
+    return { endpoints, examples, stop };
   } catch (e) {
     await stop();
     throw e;

@@ -104,14 +104,20 @@ export class ConfClient {
   /** Fetches, verifies and stores the central's current configuration. Throws on failure. */
   async fetch(): Promise<GlobalConfiguration> {
     const url = new URL('/global-conf', this.opts.anchor.centralUrl);
-    let jws: string;
-    try {
-      const res = await fetch(url, { signal: AbortSignal.timeout(this.opts.timeoutMs ?? 5000), redirect: 'error' });
-      if (res.status !== 200) throw new Error(`central answered ${res.status}`);
-      jws = (await res.text()).trim();
-    } catch (e) {
-      this.lastError = `central unreachable: ${e instanceof Error ? e.message : String(e)}`;
-      throw new OnceOnlyError('service_unavailable', this.lastError);
+    let jws: string | undefined;
+    // One retry: a pooled keep-alive connection to a central that has since restarted fails once
+    // with a socket error before a fresh connection is made.
+    for (let attempt = 1; jws === undefined; attempt++) {
+      try {
+        const res = await fetch(url, { signal: AbortSignal.timeout(this.opts.timeoutMs ?? 5000), redirect: 'error' });
+        if (res.status !== 200) throw new Error(`central answered ${res.status}`);
+        jws = (await res.text()).trim();
+      } catch (e) {
+        if (attempt < 2) continue;
+        const cause = (e as { cause?: { code?: string; message?: string } }).cause;
+        this.lastError = `central unreachable: ${e instanceof Error ? e.message : String(e)}${cause ? ` (${cause.code ?? cause.message ?? ''})` : ''}`;
+        throw new OnceOnlyError('service_unavailable', this.lastError);
+      }
     }
     const conf = this.opts.verify(jws, this.opts.anchor, this.now(), this.latest ? { minSerial: this.latest.conf.serial } : {});
     const stored = await this.opts.db.selectFrom('gateway_conf').select('serial').where('gateway_id', '=', this.opts.gatewayId).where('serial', '=', conf.serial).executeTakeFirst();

@@ -116,7 +116,7 @@ export async function initGateway(o: InitGatewayOptions): Promise<GatewaySetting
     maxBodyBytes: 4 * 1024 * 1024,
     confIntervalMs: 60_000,
   };
-  writeFileSync(join(o.dir, FILES.settings), JSON.stringify(settings, null, 2));
+  writeSecret(join(o.dir, FILES.settings), JSON.stringify(settings, null, 2));
   return settings;
 }
 
@@ -144,7 +144,8 @@ export function addService(dir: string, subsystem: string, serviceCode: string, 
     throw new OnceOnlyError('invalid_request', 'the service URL is not a URL', { field: 'url' });
   }
   (s.services[subsystem] ??= {})[serviceCode] = reg;
-  writeFileSync(join(dir, FILES.settings), JSON.stringify(s, null, 2));
+  // Service registrations may hold credentials (the registry's bearer token).
+  writeSecret(join(dir, FILES.settings), JSON.stringify(s, null, 2));
   return s;
 }
 

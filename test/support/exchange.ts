@@ -6,7 +6,6 @@
  * clock with an adjustable offset, so a test can move everyone ten minutes ahead.
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer as createNetServer } from 'node:net';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,18 +18,9 @@ import { createRegistries, type Registries } from '../../src/registry/registries
 import { createRegistryServer } from '../../src/registry/routes.ts';
 import { addService, initGateway, startGateway, type RunningGateway } from '../../src/gateway/node.ts';
 import type { App } from '../../src/core/http.ts';
+import { freePort } from '../../src/demo/ports.ts';
 
-/** A free TCP port on loopback (closed again before it is returned). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createNetServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const addr = s.address();
-      s.close(() => (typeof addr === 'object' && addr ? resolve(addr.port) : reject(new Error('no port'))));
-    });
-  });
-}
+export { freePort };
 
 export const IDS = {
   gro: 'UK/GOV/GRO',
