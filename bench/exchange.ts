@@ -118,6 +118,11 @@ export async function runExchange(opts: { seconds: number }): Promise<BenchResul
       }
       connections = 32;
     }
+    if (process.env['BENCH_ONLY_SECURED']) {
+      const c = await load(`http://127.0.0.1:${leedsClient}`, viaR1, headers, opts.seconds);
+      process.stderr.write(`secured only: ${Math.round(c.rps)} req/s p50 ${c.p50} ms p99 ${c.p99} ms\n`);
+      return [];
+    }
     const a = await load(registryUrl, direct, {}, opts.seconds);
     const b = await load(`http://127.0.0.1:${proxyPort}`, viaR1, {}, opts.seconds);
     const c = await load(`http://127.0.0.1:${leedsClient}`, viaR1, headers, opts.seconds);

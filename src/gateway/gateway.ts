@@ -11,7 +11,7 @@ import { randomUUID, type KeyObject } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import { Agent, request, type Dispatcher } from 'undici';
-import type { Kysely } from 'kysely';
+import type { CompiledQuery, Kysely } from 'kysely';
 import type { Database } from '../store/schema.ts';
 import { OnceOnlyError, isOnceOnlyError, type ErrorType } from '../core/errors.ts';
 import { today } from '../core/dates.ts';
@@ -110,6 +110,7 @@ export class Gateway {
   private readonly peers: Agent;
   private readonly upstream: Agent;
   private replaySweep: NodeJS.Timeout | undefined;
+  private replayInsert: CompiledQuery | undefined;
 
   constructor(o: GatewayOptions) {
     this.o = o;
@@ -420,7 +421,7 @@ export class Gateway {
     if (!sock?.authorized) {
       throw new OnceOnlyError('untrusted_certificate', 'the client certificate was not issued by the central certificate authority', { reason: String(sock?.authorizationError ?? 'no client certificate') });
     }
-    const fp = sock.getPeerCertificate().fingerprint256.replaceAll(':', '').toLowerCase();
+    const fp = peerFingerprint(sock);
     const peer = v.gatewaysByFingerprint.get(fp);
     if (!peer) throw new OnceOnlyError('unknown_gateway', 'the client certificate belongs to no gateway in the global configuration');
     if (peer.status !== 'active') throw new OnceOnlyError('gateway_suspended', 'the sending gateway is suspended', { gateway: peer.id });
@@ -469,10 +470,9 @@ export class Gateway {
 
   private async guardReplay(client: string, requestId: string, nowMs: number): Promise<void> {
     try {
-      await this.o.db
-        .insertInto('replay_guard')
-        .values({ gateway_id: this.id, client, request_id: requestId, expires_at: new Date(nowMs + 2 * this.window).toISOString() })
-        .execute();
+      // Compiled once: this insert runs on every request the provider side accepts.
+      this.replayInsert ??= this.o.db.insertInto('replay_guard').values({ gateway_id: '', client: '', request_id: '', expires_at: '' }).compile();
+      await this.o.db.executeQuery({ ...this.replayInsert, parameters: [this.id, client, requestId, new Date(nowMs + 2 * this.window).toISOString()] });
     } catch {
       // The primary key (gateway, client, request id) refuses the second copy, across processes.
       throw new OnceOnlyError('replayed_request', 'a request with this id from this client was already received', { field: `headers.${H.id}` });
@@ -549,6 +549,18 @@ export class Gateway {
     const base = new URL(service.url);
     return this.callService({ ...service, url: `${base.origin}/openapi.json` }, { ...target, path: '', query: '' });
   }
+}
+
+// A TLS connection carries many requests; its peer certificate is read and hashed once.
+const fingerprints = new WeakMap<TLSSocket, string>();
+
+function peerFingerprint(sock: TLSSocket): string {
+  let fp = fingerprints.get(sock);
+  if (fp === undefined) {
+    fp = sock.getPeerCertificate().fingerprint256.replaceAll(':', '').toLowerCase();
+    fingerprints.set(sock, fp);
+  }
+  return fp;
 }
 
 interface ProviderContext {

@@ -18,7 +18,7 @@
  * - checkpoint signature = Ed25519 over {@link checkpointMessage}.
  */
 import type { KeyObject } from 'node:crypto';
-import type { Insertable, Kysely, Selectable, Transaction } from 'kysely';
+import type { CompiledQuery, Insertable, Kysely, Selectable, Transaction } from 'kysely';
 import { sha256hex, signEd25519, verifyEd25519 } from '../core/crypto.ts';
 import { OnceOnlyError } from '../core/errors.ts';
 import type { Database, MessageLogCheckpointTable, MessageLogTable } from '../store/schema.ts';
@@ -214,6 +214,7 @@ interface Pending {
 export class MessageLog {
   /** The gateway whose chain this is. */
   readonly gatewayId: string;
+  #insertRow: { columns: (keyof Insertable<MessageLogTable>)[]; compiled: CompiledQuery } | undefined;
   readonly #db: Kysely<Database>;
   readonly #dialect: 'sqlite' | 'postgres';
   readonly #key: KeyObject;
@@ -341,7 +342,18 @@ export class MessageLog {
       out.push({ ...fields, prev_hash: prev, hash });
       prev = hash;
     }
-    await trx.insertInto('message_log').values(out).execute();
+    if (this.#dialect === 'sqlite') {
+      // On SQLite a statement compiled once and run per row is much cheaper than building a new
+      // multi-row INSERT for every batch (the rows go to the same local file either way).
+      const first = out[0];
+      if (first) {
+        const columns = Object.keys(first) as (keyof Insertable<MessageLogTable>)[];
+        this.#insertRow ??= { columns, compiled: trx.insertInto('message_log').values(first).compile() };
+        for (const r of out) await trx.executeQuery({ ...this.#insertRow.compiled, parameters: this.#insertRow.columns.map((c) => r[c] ?? null) });
+      }
+    } else {
+      await trx.insertInto('message_log').values(out).execute();
+    }
     await trx.updateTable('message_log_head').set({ position, hash: prev }).where('gateway_id', '=', this.gatewayId).execute();
     return out.map((r) => ({ position: r.position, hash: r.hash }));
   }
