@@ -64,14 +64,15 @@ export function registerRegistryCommands(program: Command): void {
     .option('--data <dir>', 'data directory', 'data')
     .option('--port <n>', 'port', intOption('port', 0, 65535), 0)
     .option('--host <host>', 'address to listen on', '127.0.0.1')
-    .action(async (name: string, opts: { data: string; port: number; host: string }) => {
+    .option('--token <secret>', 'answer only requests with "Authorization: Bearer SECRET" (the gateway\'s credential)')
+    .action(async (name: string, opts: { data: string; port: number; host: string; token?: string }) => {
       try {
         if (!['population', 'addresses', 'companies'].includes(name)) {
           throw new OnceOnlyError('invalid_request', `unknown registry ${JSON.stringify(name)}`, { field: 'name', expected: 'population, addresses or companies' });
         }
         const store = await openCliStore(opts);
         const regs = createRegistries(store.db, loadCatalogue(packagePath('config/catalogue.yaml')));
-        const app = await createRegistryServer(regs[name as keyof Registries]);
+        const app = await createRegistryServer(regs[name as keyof Registries], opts.token ? { token: opts.token } : {});
         const url = await app.listen({ port: opts.port, host: opts.host });
         process.stdout.write(`${name} register listening on ${url}\n`);
         const stop = (): void => {
