@@ -17,6 +17,7 @@ import * as x509 from '@peculiar/x509';
 import { Agent, request } from 'undici';
 import { IDS, startExchange, type Exchange } from '../../test/support/exchange.ts';
 import { loadPrivateKey } from '../core/crypto.ts';
+import { BatchSigner } from '../core/batchsign.ts';
 import { bodyDigest, H, signRequest, type SignedRequestFields } from './protocol.ts';
 import { verifyMessageLog } from './messagelog.ts';
 import { signingKeysFromStoredConfs } from '../cli/gateway.ts';
@@ -58,12 +59,15 @@ async function rawProviderCall(opts: { fields?: Partial<SignedRequestFields>; om
     bodyDigest: bodyDigest(''),
     ...opts.fields,
   };
-  const { signature } = signRequest(key, fields);
+  const { signature, batch } = await signRequest(new BatchSigner(key, IDS.leedsGw), fields);
   const headers: Record<string, string> = {
     [H.client]: fields.client, [H.id]: fields.id, [H.userId]: fields.userId, [H.issue]: fields.issue, [H.purpose]: fields.purpose,
     [H.agreement]: fields.agreement, [H.timestamp]: fields.timestamp, [H.sender]: fields.sender, [H.audience]: fields.audience, [H.bodyDigest]: fields.bodyDigest,
   };
-  if (!opts.omitSignature) headers[H.signature] = signature;
+  if (!opts.omitSignature) {
+    headers[H.signature] = signature;
+    headers[H.signatureBatch] = batch;
+  }
   opts.tamper?.(headers);
   const tls = opts.cert ?? { key: readFileSync(join(leedsDir, 'tls.key.pem'), 'utf8'), cert: readFileSync(join(leedsDir, 'tls.cert.pem'), 'utf8') };
   const agent = new Agent({ connect: { ...tls, ca: ex.central.caCertificate } });
@@ -203,6 +207,13 @@ describe('the exchange', () => {
     assert.equal(r.body.type, 'invalid_signature');
     const items = await rawProviderCall({ fields: { target: `/oo1/${IDS.population}/people/${ex.people.alice}?items=person.givenName` }, tamper: (h) => (h[H.client] = IDS.benefits) });
     assert.equal(items.body.type, 'invalid_signature');
+  });
+
+  test('a batch signature whose proof does not lead to the signed root: invalid_signature', async () => {
+    const r = await rawProviderCall({ tamper: (h) => (h[H.signatureBatch] = h[H.signatureBatch]!.replace(/^0\/1;/, '0/2;')) });
+    assert.equal(r.body.type, 'invalid_signature');
+    const swapped = await rawProviderCall({ tamper: (h) => (h[H.signatureBatch] = `0/1;${'A'.repeat(43)};`) });
+    assert.equal(swapped.body.type, 'invalid_signature');
   });
 
   test('a replayed request: replayed_request', async () => {

@@ -12,11 +12,13 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import { Agent, request, type Dispatcher } from 'undici';
 import type { CompiledQuery, Kysely } from 'kysely';
+import type SQLite from 'better-sqlite3';
 import type { Database } from '../store/schema.ts';
 import { OnceOnlyError, isOnceOnlyError, type ErrorType } from '../core/errors.ts';
 import { today } from '../core/dates.ts';
 import { parseSubsystemId } from '../core/ids.ts';
 import { H, HOP_BY_HOP, bodyDigest, canonicalRequest, requestHash as hashOf, signRequest, signResponse, verifyRequest, verifyResponse, type SignedRequestFields } from './protocol.ts';
+import { BatchSigner, BatchVerifier, type BatchSignature } from '../core/batchsign.ts';
 import { optionalHeader, parseClientHeader, parseServiceTarget, type ParsedTarget } from './paths.ts';
 import { decideAccess, requireActiveClient, requireActiveProvider } from './access.ts';
 import type { ConfClient, ConfView } from './confclient.ts';
@@ -45,6 +47,8 @@ export interface GatewayOptions {
   /** Gateway id `INSTANCE/CLASS/MEMBER/CODE`. */
   id: string;
   db: Kysely<Database>;
+  /** The raw handle under `db` when the store is SQLite (hot-path statements use it). */
+  sqlite?: SQLite.Database | undefined;
   conf: ConfClient;
   log: MessageLog;
   metrics: GatewayMetrics;
@@ -69,6 +73,8 @@ export interface InboundRequest {
   body: Buffer;
   /** The TLS socket, on the provider side. */
   socket?: TLSSocket;
+  /** The body was over the size limit and was not read. */
+  oversized?: boolean;
 }
 
 /** What the gateway answers. */
@@ -111,6 +117,9 @@ export class Gateway {
   private readonly upstream: Agent;
   private replaySweep: NodeJS.Timeout | undefined;
   private replayInsert: CompiledQuery | undefined;
+  private replayRaw: SQLite.Statement | undefined;
+  private readonly signer: BatchSigner;
+  private readonly verifier = new BatchVerifier();
 
   constructor(o: GatewayOptions) {
     this.o = o;
@@ -120,6 +129,7 @@ export class Gateway {
     this.now = o.now ?? (() => new Date());
     this.maxBody = o.maxBodyBytes ?? 4 * 1024 * 1024;
     this.window = o.timeWindowMs ?? 60_000;
+    this.signer = new BatchSigner(o.signingKey, o.id);
     // Connections to other gateways: our certificate, the central CA only, and the peer's
     // certificate must be one the global configuration lists for an active gateway.
     this.peers = new Agent({
@@ -200,7 +210,12 @@ export class Gateway {
     }
   }
 
+  private tooLarge(req: InboundRequest): void {
+    if (req.oversized || req.body.length > this.maxBody) throw new OnceOnlyError('payload_too_large', 'request body is too large', { field: 'body', expected: `at most ${this.maxBody} bytes` });
+  }
+
   private async clientInner(req: InboundRequest, requestId: string): Promise<OutboundResponse> {
+    this.tooLarge(req);
     const v = this.o.conf.current();
     if (req.rawUrl.split('?')[0] === '/r1/listClients') return this.listClients(v, requestId);
     const target = parseServiceTarget(req.rawUrl, '/r1/');
@@ -216,7 +231,6 @@ export class Gateway {
     if (purpose === '' && agreement === '' && !isMeta) {
       throw new OnceOnlyError('invalid_request', 'the purpose of the request is required', { field: 'headers.x-onceonly-purpose', expected: 'the purpose id of a data-sharing agreement (or X-OnceOnly-Agreement with its id)' });
     }
-    if (req.body.length > this.maxBody) throw new OnceOnlyError('payload_too_large', 'request body is too large', { field: 'body', expected: `at most ${this.maxBody} bytes` });
     requireActiveProvider(v, target.providerId);
     const providerSub = v.subsystems.get(target.providerId)!;
     const gw = v.conf.gateways.find((g) => g.member === providerSub.member && g.status === 'active');
@@ -240,7 +254,7 @@ export class Gateway {
       audience: gw.id,
       bodyDigest: bodyDigest(req.body),
     };
-    const { signature, requestHash } = signRequest(this.o.signingKey, fields);
+    const { signature, batch, requestHash } = await signRequest(this.signer, fields);
     const headers: Record<string, string> = {
       [H.client]: fields.client,
       [H.id]: fields.id,
@@ -253,6 +267,7 @@ export class Gateway {
       [H.audience]: fields.audience,
       [H.bodyDigest]: fields.bodyDigest,
       [H.signature]: signature,
+      [H.signatureBatch]: batch,
     };
     // Only content negotiation passes from the client system; X-Road drops hop-by-hop headers,
     // Host, User-Agent and Server, and we pass nothing else that could steer the provider.
@@ -284,13 +299,13 @@ export class Gateway {
       return typeof val === 'string' ? val : '';
     };
     const contentType = rh('content-type');
-    const responseSignature = rh(H.signature);
+    const responseSig: BatchSignature = { signature: rh(H.signature), batch: rh(H.signatureBatch) };
     const ok =
       rh(H.responder) === gw.id &&
       rh(H.requestHash) === requestHash &&
       rh(H.bodyDigest) === bodyDigest(body) &&
-      responseSignature !== '' &&
-      verifyResponse(v.keys.get(gw.id)!, { requestHash, status: String(upstream.statusCode), contentType, timestamp: rh(H.timestamp), responder: gw.id, bodyDigest: rh(H.bodyDigest) }, responseSignature);
+      responseSig.signature !== '' &&
+      verifyResponse(this.verifier, v.keys.get(gw.id)!, { requestHash, status: String(upstream.statusCode), contentType, timestamp: rh(H.timestamp), responder: gw.id, bodyDigest: rh(H.bodyDigest) }, responseSig);
     const items = itemsFromQuery(target.query);
     const errorType = rh(H.errorType);
     await this.writeLog({
@@ -307,8 +322,8 @@ export class Gateway {
       errorType: ok ? errorType || null : 'invalid_response_signature',
       requestHash,
       responseDigest: bodyDigest(body),
-      requestSignature: signature,
-      responseSignature: responseSignature || null,
+      requestSignature: `${signature} ${batch}`,
+      responseSignature: responseSig.signature ? `${responseSig.signature} ${responseSig.batch}` : null,
       requestBody: this.o.logBodies ? req.body.toString('utf8') : null,
       responseBody: this.o.logBodies ? body.toString('utf8') : null,
     });
@@ -360,7 +375,7 @@ export class Gateway {
       audience: h(H.audience),
       bodyDigest: h(H.bodyDigest),
     };
-    const signature = h(H.signature);
+    const signature: BatchSignature = { signature: h(H.signature), batch: h(H.signatureBatch) };
     // The hash is computed over what arrived, valid or not, so that even a refusal is bound to it.
     const requestHash = hashOf(canonicalRequest(fields), signature);
     const ctx: ProviderContext = { fields, signature, requestHash, items: [], agreement: null, service: '' };
@@ -374,7 +389,7 @@ export class Gateway {
     }
     const timestamp = String(this.now().getTime());
     const digest = bodyDigest(res.body);
-    const responseSignature = signResponse(this.o.signingKey, { requestHash, status: String(res.status), contentType: res.contentType, timestamp, responder: this.id, bodyDigest: digest });
+    const responseSignature = await signResponse(this.signer, { requestHash, status: String(res.status), contentType: res.contentType, timestamp, responder: this.id, bodyDigest: digest });
     try {
       await this.writeLog({
         at: this.now().toISOString(),
@@ -390,8 +405,8 @@ export class Gateway {
         errorType: res.errorType ?? null,
         requestHash,
         responseDigest: digest,
-        requestSignature: signature || null,
-        responseSignature,
+        requestSignature: signature.signature ? `${signature.signature} ${signature.batch}` : null,
+        responseSignature: `${responseSignature.signature} ${responseSignature.batch}`,
         requestBody: this.o.logBodies ? req.body.toString('utf8') : null,
         responseBody: this.o.logBodies ? res.body.toString('utf8') : null,
       });
@@ -407,13 +422,15 @@ export class Gateway {
       [H.timestamp]: timestamp,
       [H.responder]: this.id,
       [H.bodyDigest]: digest,
-      [H.signature]: responseSignature,
+      [H.signature]: responseSignature.signature,
+      [H.signatureBatch]: responseSignature.batch,
     };
     if (res.errorType) headers[H.errorType] = res.errorType;
     return { status: res.status, headers, body: res.body };
   }
 
   private async providerInner(req: InboundRequest, ctx: ProviderContext): Promise<{ status: number; contentType: string; body: Buffer; errorType?: ErrorType }> {
+    this.tooLarge(req);
     const v = this.o.conf.current();
     const { fields, signature } = ctx;
     // 1. Who is connecting: a certificate from the central CA that the configuration lists.
@@ -427,13 +444,13 @@ export class Gateway {
     if (peer.status !== 'active') throw new OnceOnlyError('gateway_suspended', 'the sending gateway is suspended', { gateway: peer.id });
     if (v.members.get(peer.member)?.status !== 'active') throw new OnceOnlyError('member_suspended', 'the sending gateway\'s member is suspended', { gateway: peer.id });
     // 2. The signature: present, by the connecting gateway, over an untampered request for us.
-    if (signature === '') throw new OnceOnlyError('unsigned_request', 'the request carries no signature', { field: `headers.${H.signature}` });
+    if (signature.signature === '' || signature.batch === '') throw new OnceOnlyError('unsigned_request', 'the request carries no signature', { field: `headers.${H.signature}` });
     for (const [k, val] of Object.entries(fields) as [string, string][]) {
       if (/[\r\n]/.test(val) || val.length > 4096) throw new OnceOnlyError('invalid_request', `header ${k} is malformed`, { field: k });
     }
     if (fields.sender !== peer.id) throw new OnceOnlyError('invalid_signature', 'the request names a sender other than the gateway that connected', { field: `headers.${H.sender}` });
     if (bodyDigest(req.body) !== fields.bodyDigest) throw new OnceOnlyError('invalid_signature', 'the body does not match its signed digest', { field: 'body' });
-    if (!verifyRequest(v.keys.get(peer.id)!, fields, signature)) throw new OnceOnlyError('invalid_signature', 'the request signature does not verify', { field: `headers.${H.signature}` });
+    if (!verifyRequest(this.verifier, v.keys.get(peer.id)!, peer.id, fields, signature)) throw new OnceOnlyError('invalid_signature', 'the request signature does not verify', { field: `headers.${H.signature}` });
     if (fields.audience !== this.id) throw new OnceOnlyError('wrong_audience', 'the request is addressed to another gateway', { field: `headers.${H.audience}`, expected: this.id });
     // 3. Freshness and uniqueness.
     const ts = Number(fields.timestamp);
@@ -469,10 +486,19 @@ export class Gateway {
   }
 
   private async guardReplay(client: string, requestId: string, nowMs: number): Promise<void> {
+    const params = [this.id, client, requestId, new Date(nowMs + 2 * this.window).toISOString()];
     try {
-      // Compiled once: this insert runs on every request the provider side accepts.
-      this.replayInsert ??= this.o.db.insertInto('replay_guard').values({ gateway_id: '', client: '', request_id: '', expires_at: '' }).compile();
-      await this.o.db.executeQuery({ ...this.replayInsert, parameters: [this.id, client, requestId, new Date(nowMs + 2 * this.window).toISOString()] });
+      const raw = this.o.sqlite;
+      if (raw) {
+        // SQLite: one prepared statement under Kysely's connection lock (never inside someone
+        // else's open transaction); this runs on every request the provider side accepts.
+        this.replayRaw ??= raw.prepare('INSERT INTO replay_guard (gateway_id, client, request_id, expires_at) VALUES (?, ?, ?, ?)');
+        const stmt = this.replayRaw;
+        await this.o.db.connection().execute(() => Promise.resolve(stmt.run(...params)));
+      } else {
+        this.replayInsert ??= this.o.db.insertInto('replay_guard').values({ gateway_id: '', client: '', request_id: '', expires_at: '' }).compile();
+        await this.o.db.executeQuery({ ...this.replayInsert, parameters: params });
+      }
     } catch {
       // The primary key (gateway, client, request id) refuses the second copy, across processes.
       throw new OnceOnlyError('replayed_request', 'a request with this id from this client was already received', { field: `headers.${H.id}` });
@@ -565,7 +591,7 @@ function peerFingerprint(sock: TLSSocket): string {
 
 interface ProviderContext {
   fields: SignedRequestFields;
-  signature: string;
+  signature: BatchSignature;
   requestHash: string;
   items: string[];
   agreement: string | null;

@@ -59,7 +59,9 @@ function gw(): string {
 }
 
 function newLog(store: Store, gatewayId: string, every = { records: 1000, ms: 3_600_000 }): MessageLog {
-  return new MessageLog({ db: store.db, dialect: store.dialect, gatewayId, signingKey: KEYS.privateKey, confSerial: () => SERIAL, checkpointEvery: every });
+  // On SQLite the gateway writes through the raw synchronous path (the first batch of a chain goes
+  // through Kysely, which creates the head row), so both paths are exercised here.
+  return new MessageLog({ db: store.db, dialect: store.dialect, sqlite: store.sqlite, gatewayId, signingKey: KEYS.privateKey, confSerial: () => SERIAL, checkpointEvery: every });
 }
 
 /** Appends `n` records one after another with checkpoints every `every` records, then stops (final checkpoint). */

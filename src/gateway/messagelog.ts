@@ -18,6 +18,7 @@
  * - checkpoint signature = Ed25519 over {@link checkpointMessage}.
  */
 import type { KeyObject } from 'node:crypto';
+import type SQLite from 'better-sqlite3';
 import type { CompiledQuery, Insertable, Kysely, Selectable, Transaction } from 'kysely';
 import { sha256hex, signEd25519, verifyEd25519 } from '../core/crypto.ts';
 import { OnceOnlyError } from '../core/errors.ts';
@@ -93,6 +94,12 @@ export interface MessageLogOptions {
   now?: () => Date;
   /** Told about failed background checkpoints (appends never fail because a checkpoint did). */
   onError?: (e: unknown) => void;
+  /**
+   * The raw better-sqlite3 handle under `db`, when the store is SQLite. Batches are then written
+   * by one synchronous transaction with prepared statements, under Kysely's connection lock: on
+   * the gateway's hot path this costs a fraction of the same statements through the query builder.
+   */
+  sqlite?: SQLite.Database | undefined;
 }
 
 /** The digest a record carries for a body: bodies enter the hash as digests, not verbatim. */
@@ -205,6 +212,32 @@ interface Pending {
   reject: (e: unknown) => void;
 }
 
+/** The synchronous SQLite writer behind {@link MessageLogOptions.sqlite}: same rows, same chain. */
+function rawWriter(sqlite: SQLite.Database, gatewayId: string): (rows: LoggedFields[]) => Appended[] | undefined {
+  const lock = sqlite.prepare('UPDATE message_log_head SET position = position + ? WHERE gateway_id = ? RETURNING position, hash');
+  const cols = ['gateway_id', 'position', 'at', 'side', 'request_id', 'client', 'service', 'purpose', 'agreement', 'items', 'user_id', 'status', 'error_type', 'request_hash', 'response_digest', 'request_signature', 'response_signature', 'request_body', 'response_body', 'prev_hash', 'hash'] as const;
+  const insert = sqlite.prepare(`INSERT INTO message_log (${cols.join(', ')}) VALUES (${cols.map(() => '?').join(', ')})`);
+  const moveHead = sqlite.prepare('UPDATE message_log_head SET hash = ? WHERE gateway_id = ?');
+  return sqlite.transaction((rows: LoggedFields[]): Appended[] | undefined => {
+    const head = lock.get(rows.length, gatewayId) as { position: number; hash: string } | undefined;
+    if (!head) return undefined;
+    let position = Number(head.position) - rows.length;
+    let prev = head.hash;
+    const out: Appended[] = [];
+    for (const r of rows) {
+      position += 1;
+      const fields = { ...r, position };
+      const hash = recordHash(prev, fields);
+      const row: Record<(typeof cols)[number], unknown> = { ...fields, prev_hash: prev, hash };
+      insert.run(...cols.map((c) => row[c] ?? null));
+      out.push({ position, hash });
+      prev = hash;
+    }
+    moveHead.run(prev, gatewayId);
+    return out;
+  });
+}
+
 /**
  * A gateway's message log. Appends made in one process are serialized and group-committed: the
  * appends that arrive while a transaction is in flight are written together by the next one. Across
@@ -214,6 +247,7 @@ interface Pending {
 export class MessageLog {
   /** The gateway whose chain this is. */
   readonly gatewayId: string;
+  #raw: ((rows: LoggedFields[]) => Appended[] | undefined) | undefined;
   #insertRow: { columns: (keyof Insertable<MessageLogTable>)[]; compiled: CompiledQuery } | undefined;
   readonly #db: Kysely<Database>;
   readonly #dialect: 'sqlite' | 'postgres';
@@ -241,6 +275,7 @@ export class MessageLog {
     this.#every = every;
     this.#now = opts.now ?? (() => new Date());
     this.#onError = opts.onError ?? (() => undefined);
+    if (opts.sqlite && opts.dialect === 'sqlite') this.#raw = rawWriter(opts.sqlite, this.gatewayId);
   }
 
   /** Appends one record in a transaction of the log's own (shared with appends arriving together). */
@@ -309,7 +344,12 @@ export class MessageLog {
       }
       let written: Appended[];
       try {
-        written = await this.#db.transaction().execute((trx) => this.#write(trx, batch.map((p) => p.fields)));
+        const rows = batch.map((p) => p.fields);
+        const raw = this.#raw;
+        // Kysely's connection() takes the store's one SQLite connection, so no Kysely transaction
+        // is open while the synchronous one runs; it returns undefined if the head row is missing.
+        const fast = raw ? await this.#db.connection().execute(() => Promise.resolve(raw(rows))) : undefined;
+        written = fast ?? (await this.#db.transaction().execute((trx) => this.#write(trx, rows)));
       } catch (e) {
         for (const p of batch) p.reject(e);
         continue;

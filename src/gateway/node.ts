@@ -182,9 +182,9 @@ export async function startGateway(dir: string, opts: { databaseUrl?: string | u
     });
     const signingKey = loadPrivateKey(readFileSync(join(dir, FILES.signingKey), 'utf8'));
     const tls = { key: readFileSync(join(dir, FILES.tlsKey), 'utf8'), cert: readFileSync(join(dir, FILES.tlsCert), 'utf8') };
-    const log = new MessageLog({ db: store.db, dialect: store.dialect, gatewayId: settings.id, signingKey, confSerial: () => conf.held()?.serial ?? 0, ...nowOpt });
+    const log = new MessageLog({ db: store.db, dialect: store.dialect, sqlite: store.sqlite, gatewayId: settings.id, signingKey, confSerial: () => conf.held()?.serial ?? 0, ...nowOpt });
     const metrics = new GatewayMetrics();
-    const gateway = new Gateway({ id: settings.id, db: store.db, conf, log, metrics, signingKey, tls, services: settings.services, logBodies: settings.logBodies, maxBodyBytes: settings.maxBodyBytes, ...nowOpt });
+    const gateway = new Gateway({ id: settings.id, db: store.db, sqlite: store.sqlite, conf, log, metrics, signingKey, tls, services: settings.services, logBodies: settings.logBodies, maxBodyBytes: settings.maxBodyBytes, ...nowOpt });
     const client = await createClientServer(gateway, conf, metrics, { maxBodyBytes: settings.maxBodyBytes });
     const provider = await createProviderServer(gateway, { ...tls, ca: conf.held()!.caCertificate }, { maxBodyBytes: settings.maxBodyBytes });
     const clientUrl = await client.listen({ host: settings.client.host, port: settings.client.port });

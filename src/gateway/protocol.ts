@@ -7,10 +7,13 @@
  * and an Ed25519 signature over a canonical string of everything that decides what the request
  * means (in the spirit of RFC 9421 HTTP Message Signatures, whose full generality we do not
  * need). The provider answers with a signature over the hash of that request, its status and the
- * digest of its body, which binds each response to exactly one request.
+ * digest of its body, which binds each response to exactly one request. Signatures are batch
+ * signatures (core/batchsign): messages signed in the same instant share one Ed25519 signature
+ * over a Merkle root, each with its inclusion proof, as X-Road does.
  */
 import type { KeyObject } from 'node:crypto';
-import { sha256, signEd25519, verifyEd25519 } from '../core/crypto.ts';
+import { sha256 } from '../core/crypto.ts';
+import type { BatchSignature, BatchSigner, BatchVerifier } from '../core/batchsign.ts';
 
 /** Header names of the protocol (lower case, as Node presents them). */
 export const H = {
@@ -25,6 +28,7 @@ export const H = {
   audience: 'oo-audience',
   bodyDigest: 'oo-body-sha256',
   signature: 'oo-signature',
+  signatureBatch: 'oo-signature-batch',
   requestHash: 'oo-request-hash',
   responder: 'oo-responder',
   errorType: 'oo-error',
@@ -62,21 +66,20 @@ export function canonicalRequest(f: SignedRequestFields): string {
 }
 
 /** Signs a request; returns the signature and the request hash both sides log. */
-export function signRequest(key: KeyObject, f: SignedRequestFields): { signature: string; requestHash: string } {
+export async function signRequest(signer: BatchSigner, f: SignedRequestFields): Promise<BatchSignature & { requestHash: string }> {
   const canonical = canonicalRequest(f);
-  const signature = signEd25519(key, canonical);
-  return { signature, requestHash: requestHash(canonical, signature) };
+  const sig = await signer.sign(canonical);
+  return { ...sig, requestHash: requestHash(canonical, sig) };
 }
 
 /** The request hash: SHA-256 over the canonical request and its signature (what X-Road-Request-Hash carries). */
-export function requestHash(canonical: string, signature: string): string {
-  return sha256(`${canonical}\n${signature}`);
+export function requestHash(canonical: string, sig: BatchSignature): string {
+  return sha256(`${canonical}\n${sig.signature}\n${sig.batch}`);
 }
 
-/** Verifies a request signature; returns the request hash when valid, undefined otherwise. */
-export function verifyRequest(key: KeyObject, f: SignedRequestFields, signature: string): string | undefined {
-  const canonical = canonicalRequest(f);
-  return verifyEd25519(key, canonical, signature) ? requestHash(canonical, signature) : undefined;
+/** Verifies a request signature by gateway `signerId`; true when valid. */
+export function verifyRequest(verifier: BatchVerifier, key: KeyObject, signerId: string, f: SignedRequestFields, sig: BatchSignature): boolean {
+  return verifier.verify(key, signerId, canonicalRequest(f), sig);
 }
 
 /** The fields of a response that its signature covers. */
@@ -97,12 +100,12 @@ export function canonicalResponse(f: SignedResponseFields): string {
   return ['oo1-response', ...RESPONSE_ORDER.map((k) => f[k])].join('\n');
 }
 
-export function signResponse(key: KeyObject, f: SignedResponseFields): string {
-  return signEd25519(key, canonicalResponse(f));
+export function signResponse(signer: BatchSigner, f: SignedResponseFields): Promise<BatchSignature> {
+  return signer.sign(canonicalResponse(f));
 }
 
-export function verifyResponse(key: KeyObject, f: SignedResponseFields, signature: string): boolean {
-  return verifyEd25519(key, canonicalResponse(f), signature);
+export function verifyResponse(verifier: BatchVerifier, key: KeyObject, f: SignedResponseFields, sig: BatchSignature): boolean {
+  return verifier.verify(key, f.responder, canonicalResponse(f), sig);
 }
 
 /** Digest of a body (empty body included), base64url SHA-256. */

@@ -2,51 +2,84 @@
  * @module gateway/server
  * The two HTTP faces of a gateway. The client side is plain HTTP on loopback for the
  * organisation's own systems (`/r1/…`, `/health`, `/metrics`); the provider side is HTTPS with
- * client certificates for other gateways (`/oo1/…`). Bodies are taken raw, whatever their type:
- * the gateway forwards and digests bytes, it does not reinterpret them.
+ * client certificates for other gateways (`/oo1/…`).
+ *
+ * The data paths (`/r1/`, `/oo1/`) are served by plain Node handlers placed in front of Fastify:
+ * the gateway forwards and digests raw bytes and answers every refusal itself, so a framework's
+ * routing, body parsing and serialisation would only add cost to every exchange. Everything else
+ * (`/health`, `/metrics`, unknown routes) goes to the Fastify app as usual.
  */
+import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { TLSSocket } from 'node:tls';
-import type { FastifyReply, FastifyRequest } from 'fastify';
 import { createApp, type App } from '../core/http.ts';
-import { MAX_TARGET } from './paths.ts';
+import { OnceOnlyError } from '../core/errors.ts';
 import type { Gateway, InboundRequest, OutboundResponse } from './gateway.ts';
 import type { ConfClient } from './confclient.ts';
 import type { GatewayMetrics } from './metrics.ts';
 
-function rawBodies(app: App, limit: number): void {
-  app.removeAllContentTypeParsers();
-  app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: limit }, (_req, body, done) => {
-    done(null, body);
+type Handler = (req: InboundRequest) => Promise<OutboundResponse>;
+
+/** Reads a body up to `limit` bytes; resolves undefined (and stops reading) when it is larger. */
+function readBody(req: IncomingMessage, limit: number): Promise<Buffer | undefined> {
+  const declared = Number(req.headers['content-length'] ?? 0);
+  if (declared > limit) return Promise.resolve(undefined);
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > limit) {
+        req.removeAllListeners('data');
+        req.resume();
+        resolve(undefined);
+        return;
+      }
+      chunks.push(c);
+    });
+    req.on('end', () => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)));
+    req.on('error', reject);
   });
 }
 
-function inbound(req: FastifyRequest, socket?: TLSSocket): InboundRequest {
-  return { method: req.method, rawUrl: req.raw.url ?? '', headers: req.headers, body: Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0), ...(socket ? { socket } : {}) };
+function writeResponse(res: ServerResponse, out: OutboundResponse): void {
+  res.writeHead(out.status, { ...out.headers, 'content-length': String(out.body.length) });
+  res.end(out.body);
 }
 
-function send(reply: FastifyReply, res: OutboundResponse): FastifyReply {
-  return reply.status(res.status).headers(res.headers).send(res.body);
+/**
+ * Wraps Fastify's request handler: requests under `prefix` go to `handle`, the rest to Fastify. A
+ * body over the limit is not read; the gateway still answers it (typed, and signed on the provider
+ * side) from a request marked `oversized`.
+ */
+function dataPath(prefix: string, limit: number, handle: Handler, fastify: (req: IncomingMessage, res: ServerResponse) => void): (req: IncomingMessage, res: ServerResponse) => void {
+  return (req, res) => {
+    const url = req.url ?? '';
+    if (!url.startsWith(prefix)) {
+      fastify(req, res);
+      return;
+    }
+    readBody(req, limit)
+      .then(async (body) => {
+        // An oversized body was not read: close the connection after this answer.
+        if (body === undefined) res.setHeader('connection', 'close');
+        const inbound: InboundRequest = { method: req.method ?? 'GET', rawUrl: url, headers: req.headers, body: body ?? Buffer.alloc(0), socket: req.socket as TLSSocket, ...(body === undefined ? { oversized: true } : {}) };
+        writeResponse(res, await handle(inbound));
+      })
+      .catch(() => {
+        if (!res.headersSent) writeResponse(res, { status: 500, headers: { 'content-type': 'application/json; charset=utf-8' }, body: Buffer.from(JSON.stringify(new OnceOnlyError('internal_error', 'internal error').toJSON())) });
+        else res.destroy();
+      });
+  };
 }
 
 /** The client-side server. */
 export async function createClientServer(gw: Gateway, conf: ConfClient, metrics: GatewayMetrics, opts: { maxBodyBytes: number }): Promise<App> {
-  const app = await createApp({ title: `onceonly gateway ${gw.id} (client side)`, bodyLimit: opts.maxBodyBytes, maxParamLength: MAX_TARGET });
-  rawBodies(app, opts.maxBodyBytes);
-  // Refusals raised by the HTTP layer itself (body too large, bad framing) carry the X-Road error
-  // header too, so client systems handle every refusal the same way.
-  app.addHook('onSend', (_req, reply, payload) => {
-    if (reply.statusCode >= 400 && !reply.hasHeader('x-road-error') && typeof payload === 'string') {
-      try {
-        const type = (JSON.parse(payload) as { type?: unknown }).type;
-        if (typeof type === 'string') void reply.header('x-road-error', `Server.ClientProxy.${type}`);
-      } catch {
-        // Not one of our error bodies: leave it as it is.
-      }
-    }
-    return Promise.resolve(payload);
+  const limit = opts.maxBodyBytes;
+  const app = await createApp({
+    title: `onceonly gateway ${gw.id} (client side)`,
+    serverFactory: (fastify) => createHttpServer(dataPath('/r1/', limit, (r) => gw.handleClient(r), fastify)),
   });
-  app.route({ method: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'], url: '/r1/*', schema: { hide: true }, handler: async (req, reply) => send(reply, await gw.handleClient(inbound(req))) });
   app.get('/health', { schema: { hide: true } }, (_req, reply) => {
     const held = conf.held();
     let valid = false;
@@ -64,15 +97,15 @@ export async function createClientServer(gw: Gateway, conf: ConfClient, metrics:
 
 /** The provider-side server: HTTPS, client certificates requested and checked per request. */
 export async function createProviderServer(gw: Gateway, tls: { key: string; cert: string; ca: string }, opts: { maxBodyBytes: number }): Promise<App> {
-  const app = await createApp({
+  const limit = opts.maxBodyBytes;
+  return createApp({
     title: `onceonly gateway ${gw.id} (provider side)`,
-    bodyLimit: opts.maxBodyBytes,
-    maxParamLength: MAX_TARGET,
     // rejectUnauthorized is off so that a bad certificate gets a typed, signed refusal instead of
     // a bare handshake failure; the handler refuses every request whose socket is not authorized.
-    serverFactory: (handler) => createHttpsServer({ key: tls.key, cert: tls.cert, ca: tls.ca, requestCert: true, rejectUnauthorized: false, minVersion: 'TLSv1.2' }, handler),
+    serverFactory: (fastify) =>
+      createHttpsServer(
+        { key: tls.key, cert: tls.cert, ca: tls.ca, requestCert: true, rejectUnauthorized: false, minVersion: 'TLSv1.2' },
+        dataPath('/oo1/', limit, (r) => gw.handleProvider(r), fastify),
+      ),
   });
-  rawBodies(app, opts.maxBodyBytes);
-  app.route({ method: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'], url: '/oo1/*', schema: { hide: true }, handler: async (req, reply) => send(reply, await gw.handleProvider(inbound(req, req.raw.socket as TLSSocket))) });
-  return app;
 }
