@@ -39,7 +39,7 @@ function startProcess(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ ch
   });
 }
 
-let connections = 32;
+let connections = 64;
 
 interface Load {
   rps: number;
@@ -111,12 +111,12 @@ export async function runExchange(opts: { seconds: number }): Promise<BenchResul
     if (warm.non2xx > 0) throw new Error(`secured path answered ${warm.non2xx} errors while warming`);
 
     if (process.env['BENCH_CONNECTIONS_SWEEP']) {
-      for (const c of [1, 4, 16, 32, 64]) {
+      for (const c of [1, 4, 16, 64, 128]) {
         connections = c;
         const r = await load(`http://127.0.0.1:${leedsClient}`, viaR1, headers, 3);
         process.stderr.write(`secured, ${c} connections: ${Math.round(r.rps)} req/s p50 ${r.p50} ms\n`);
       }
-      connections = 32;
+      connections = 64;
     }
     if (process.env['BENCH_ONLY_SECURED']) {
       const c = await load(`http://127.0.0.1:${leedsClient}`, viaR1, headers, opts.seconds);
