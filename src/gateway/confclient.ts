@@ -133,6 +133,28 @@ export class ConfClient {
     return conf;
   }
 
+  private refreshing: Promise<boolean> | undefined;
+  private lastRefreshMs = 0;
+
+  /**
+   * Fetches now if the last on-demand fetch is older than `minIntervalMs`; resolves whether a
+   * fetch succeeded. Used when a request names a gateway or subsystem the copy does not know yet,
+   * so that a newly registered organisation works at once instead of after the next interval;
+   * the rate limit keeps a stream of unknown certificates from turning into a stream of fetches.
+   */
+  refreshIfStale(minIntervalMs = 10_000): Promise<boolean> {
+    if (this.refreshing) return this.refreshing;
+    const now = this.now().getTime();
+    if (now - this.lastRefreshMs < minIntervalMs) return Promise.resolve(false);
+    this.lastRefreshMs = now;
+    this.refreshing = this.fetch()
+      .then(() => true, () => false)
+      .finally(() => {
+        this.refreshing = undefined;
+      });
+    return this.refreshing;
+  }
+
   /** Fetches now, then every interval; failures are kept for /health and retried next time. */
   start(): void {
     const tick = (): void => {

@@ -216,7 +216,7 @@ export class Gateway {
 
   private async clientInner(req: InboundRequest, requestId: string): Promise<OutboundResponse> {
     this.tooLarge(req);
-    const v = this.o.conf.current();
+    let v = this.o.conf.current();
     if (req.rawUrl.split('?')[0] === '/r1/listClients') return this.listClients(v, requestId);
     const target = parseServiceTarget(req.rawUrl, '/r1/');
     const client = parseClientHeader(req.headers['x-road-client'], 'x-road-client');
@@ -224,6 +224,8 @@ export class Gateway {
     if (clientMember !== this.member) {
       throw new OnceOnlyError('unknown_client', 'this gateway does not serve the client subsystem named in X-Road-Client', { field: 'headers.x-road-client', expected: `a subsystem of ${this.member}` });
     }
+    // A subsystem registered since our last fetch: look again in a fresh copy (rate-limited).
+    if ((!v.subsystems.has(client.id) || !v.subsystems.has(target.providerId)) && (await this.o.conf.refreshIfStale())) v = this.o.conf.current();
     requireActiveClient(v, client.id);
     const purpose = optionalHeader(req.headers['x-onceonly-purpose'], 'x-onceonly-purpose', 128);
     const agreement = optionalHeader(req.headers['x-onceonly-agreement'], 'x-onceonly-agreement', 128);
@@ -431,7 +433,7 @@ export class Gateway {
 
   private async providerInner(req: InboundRequest, ctx: ProviderContext): Promise<{ status: number; contentType: string; body: Buffer; errorType?: ErrorType }> {
     this.tooLarge(req);
-    const v = this.o.conf.current();
+    let v = this.o.conf.current();
     const { fields, signature } = ctx;
     // 1. Who is connecting: a certificate from the central CA that the configuration lists.
     const sock = req.socket;
@@ -439,7 +441,12 @@ export class Gateway {
       throw new OnceOnlyError('untrusted_certificate', 'the client certificate was not issued by the central certificate authority', { reason: String(sock?.authorizationError ?? 'no client certificate') });
     }
     const fp = peerFingerprint(sock);
-    const peer = v.gatewaysByFingerprint.get(fp);
+    let peer = v.gatewaysByFingerprint.get(fp);
+    // A gateway registered since our last fetch: look again in a fresh copy (rate-limited).
+    if (!peer && (await this.o.conf.refreshIfStale())) {
+      v = this.o.conf.current();
+      peer = v.gatewaysByFingerprint.get(fp);
+    }
     if (!peer) throw new OnceOnlyError('unknown_gateway', 'the client certificate belongs to no gateway in the global configuration');
     if (peer.status !== 'active') throw new OnceOnlyError('gateway_suspended', 'the sending gateway is suspended', { gateway: peer.id });
     if (v.members.get(peer.member)?.status !== 'active') throw new OnceOnlyError('member_suspended', 'the sending gateway\'s member is suspended', { gateway: peer.id });
