@@ -21,7 +21,11 @@ import { BatchSigner } from '../core/batchsign.ts';
 import { bodyDigest, H, signRequest, type SignedRequestFields } from './protocol.ts';
 import { verifyMessageLog } from './messagelog.ts';
 import { signingKeysFromStoredConfs } from '../cli/gateway.ts';
-import { readAnchor } from './node.ts';
+import { readAnchor, startGateway } from './node.ts';
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { PG_SKIP, PG_URL } from '../../test/support/stores.ts';
+import { freePort } from '../demo/ports.ts';
 
 x509.cryptoProvider.set(webcrypto);
 const BIN = fileURLToPath(new URL('../../bin/onceonly.js', import.meta.url));
@@ -40,7 +44,7 @@ function errorOf(r: { status: number; headers: Record<string, string>; body: str
 }
 
 /** Sends a hand-made oo1 request to the provider gateway, as a (possibly malicious) peer would. */
-async function rawProviderCall(opts: { fields?: Partial<SignedRequestFields>; omitSignature?: boolean; tamper?: (h: Record<string, string>) => void; cert?: { key: string; cert: string }; sameId?: string }): Promise<{ status: number; body: { type: string }; headers: Record<string, unknown> }> {
+async function rawProviderCall(opts: { fields?: Partial<SignedRequestFields>; omitSignature?: boolean; tamper?: (h: Record<string, string>) => void; cert?: { key: string; cert: string }; sameId?: string; providerUrl?: string }): Promise<{ status: number; body: { type: string }; headers: Record<string, unknown> }> {
   const leedsDir = ex.dirs.leeds;
   const key = loadPrivateKey(readFileSync(join(leedsDir, 'signing.key.pem'), 'utf8'));
   const target = `/oo1/${IDS.population}/people/${ex.people.alice}?items=person.givenName`;
@@ -53,7 +57,7 @@ async function rawProviderCall(opts: { fields?: Partial<SignedRequestFields>; om
     issue: '',
     purpose: 'resident-parking-permit',
     agreement: '',
-    timestamp: String(Date.now()),
+    timestamp: String(ex.now().getTime()),
     sender: IDS.leedsGw,
     audience: IDS.groGw,
     bodyDigest: bodyDigest(''),
@@ -72,7 +76,7 @@ async function rawProviderCall(opts: { fields?: Partial<SignedRequestFields>; om
   const tls = opts.cert ?? { key: readFileSync(join(leedsDir, 'tls.key.pem'), 'utf8'), cert: readFileSync(join(leedsDir, 'tls.cert.pem'), 'utf8') };
   const agent = new Agent({ connect: { ...tls, ca: ex.central.caCertificate } });
   try {
-    const res = await request(`${ex.gro.providerUrl}${fields.target}`, { headers, dispatcher: agent });
+    const res = await request(`${opts.providerUrl ?? ex.gro.providerUrl}${fields.target}`, { headers, dispatcher: agent });
     return { status: res.statusCode, body: (await res.body.json()) as { type: string }, headers: res.headers };
   } finally {
     await agent.close();
@@ -225,7 +229,7 @@ describe('the exchange', () => {
   });
 
   test('a request outside the time window: message_expired', async () => {
-    const r = await rawProviderCall({ fields: { timestamp: String(Date.now() - 10 * 60_000) } });
+    const r = await rawProviderCall({ fields: { timestamp: String(ex.now().getTime() - 10 * 60_000) } });
     assert.equal(r.body.type, 'message_expired');
   });
 
@@ -366,6 +370,35 @@ describe('the exchange', () => {
       assert.match(inserted.out, /\b5\b/);
     } finally {
       db.close();
+    }
+  });
+
+  test('two processes of one gateway share its state in PostgreSQL: a request replayed to the other is refused', { skip: PG_SKIP }, async () => {
+    const schema = `t_${randomBytes(6).toString('hex')}`;
+    const admin = new pg.Client({ connectionString: PG_URL });
+    await admin.connect();
+    await admin.query(`CREATE SCHEMA ${schema}`);
+    const ports = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
+    const settings = (i: number) => ({ client: { host: '127.0.0.1', port: ports[2 * i]! }, provider: { host: '127.0.0.1', port: ports[2 * i + 1]! } });
+    const a = await startGateway(ex.dirs.gro, { databaseUrl: PG_URL, pgSchema: schema, settings: settings(0), now: ex.now });
+    const b = await startGateway(ex.dirs.gro, { databaseUrl: PG_URL, pgSchema: schema, settings: settings(1), now: ex.now });
+    try {
+      const first = await rawProviderCall({ sameId: 'shared-replay', providerUrl: a.providerUrl });
+      assert.equal(first.status, 200, JSON.stringify(first.body));
+      const again = await rawProviderCall({ sameId: 'shared-replay', providerUrl: b.providerUrl });
+      assert.equal(again.body.type, 'replayed_request');
+      // Both processes extend one message log chain, which verifies.
+      await a.log.checkpoint();
+      await b.log.checkpoint();
+      const keys = await signingKeysFromStoredConfs(a.store.db, IDS.groGw, readAnchor(join(ex.dirs.central, 'anchor.json')));
+      const report = await verifyMessageLog(a.store.db, IDS.groGw, (sn) => keys.get(sn));
+      assert.ok(report.ok, JSON.stringify(report.problems));
+      assert.equal(report.records, 2);
+    } finally {
+      await a.stop();
+      await b.stop();
+      await admin.query(`DROP SCHEMA ${schema} CASCADE`);
+      await admin.end();
     }
   });
 });

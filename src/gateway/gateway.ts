@@ -118,6 +118,7 @@ export class Gateway {
   private replaySweep: NodeJS.Timeout | undefined;
   private replayInsert: CompiledQuery | undefined;
   private replayRaw: SQLite.Statement | undefined;
+  private replayQueue: { params: [string, string, string, string]; resolve: (fresh: boolean) => void; reject: (e: unknown) => void }[] = [];
   private readonly signer: BatchSigner;
   private readonly verifier = new BatchVerifier();
 
@@ -493,23 +494,50 @@ export class Gateway {
   }
 
   private async guardReplay(client: string, requestId: string, nowMs: number): Promise<void> {
-    const params = [this.id, client, requestId, new Date(nowMs + 2 * this.window).toISOString()];
-    try {
-      const raw = this.o.sqlite;
-      if (raw) {
-        // SQLite: one prepared statement under Kysely's connection lock (never inside someone
-        // else's open transaction); this runs on every request the provider side accepts.
-        this.replayRaw ??= raw.prepare('INSERT INTO replay_guard (gateway_id, client, request_id, expires_at) VALUES (?, ?, ?, ?)');
-        const stmt = this.replayRaw;
-        await this.o.db.connection().execute(() => Promise.resolve(stmt.run(...params)));
-      } else {
-        this.replayInsert ??= this.o.db.insertInto('replay_guard').values({ gateway_id: '', client: '', request_id: '', expires_at: '' }).compile();
+    const params: [string, string, string, string] = [this.id, client, requestId, new Date(nowMs + 2 * this.window).toISOString()];
+    let fresh = true;
+    if (this.o.sqlite) {
+      fresh = await this.replayBatch(params);
+    } else {
+      this.replayInsert ??= this.o.db.insertInto('replay_guard').values({ gateway_id: '', client: '', request_id: '', expires_at: '' }).compile();
+      try {
         await this.o.db.executeQuery({ ...this.replayInsert, parameters: params });
+      } catch (e) {
+        // PostgreSQL unique_violation (SQLSTATE 23505): the primary key (gateway, client, request
+        // id) refused the second copy, whichever gateway process received the first.
+        if ((e as { code?: string }).code !== '23505') throw e;
+        fresh = false;
       }
-    } catch {
-      // The primary key (gateway, client, request id) refuses the second copy, across processes.
-      throw new OnceOnlyError('replayed_request', 'a request with this id from this client was already received', { field: `headers.${H.id}` });
     }
+    if (!fresh) throw new OnceOnlyError('replayed_request', 'a request with this id from this client was already received', { field: `headers.${H.id}` });
+  }
+
+  /**
+   * SQLite: the replay-guard rows of requests arriving together are written in one transaction
+   * (one commit instead of one per request), under Kysely's connection lock. `INSERT OR IGNORE`
+   * and the primary key decide, per row, whether the id was new.
+   */
+  private replayBatch(params: [string, string, string, string]): Promise<boolean> {
+    return new Promise((resolve, reject) => {
+      if (this.replayQueue.length === 0) {
+        setImmediate(() => {
+          const batch = this.replayQueue;
+          this.replayQueue = [];
+          const sqlite = this.o.sqlite!;
+          this.replayRaw ??= sqlite.prepare('INSERT OR IGNORE INTO replay_guard (gateway_id, client, request_id, expires_at) VALUES (?, ?, ?, ?)');
+          const stmt = this.replayRaw;
+          const write = sqlite.transaction(() => batch.map((b) => stmt.run(...b.params).changes === 1));
+          this.o.db
+            .connection()
+            .execute(() => Promise.resolve(write()))
+            .then(
+              (results) => batch.forEach((b, i) => b.resolve(results[i] === true)),
+              (e: unknown) => batch.forEach((b) => b.reject(e)),
+            );
+        });
+      }
+      this.replayQueue.push({ params, resolve, reject });
+    });
   }
 
   private async callService(service: ServiceRegistration, target: ParsedTarget): Promise<{ status: number; contentType: string; body: Buffer }> {

@@ -163,15 +163,15 @@ export interface RunningGateway {
 }
 
 /** Opens a gateway's store: PostgreSQL when a URL is given, else `gateway.sqlite` in its directory. */
-export function openGatewayStore(dir: string, databaseUrl?: string): Promise<Store> {
-  return openStore({ databaseUrl, sqliteFile: join(dir, FILES.store) });
+export function openGatewayStore(dir: string, databaseUrl?: string, pgSchema?: string): Promise<Store> {
+  return openStore({ databaseUrl, sqliteFile: join(dir, FILES.store), ...(pgSchema ? { pgSchema } : {}) });
 }
 
 /** Starts a gateway from its directory. Needs a valid global configuration (stored or fetched). */
-export async function startGateway(dir: string, opts: { databaseUrl?: string | undefined; settings?: Partial<GatewaySettings>; now?: () => Date } = {}): Promise<RunningGateway> {
+export async function startGateway(dir: string, opts: { databaseUrl?: string | undefined; pgSchema?: string; settings?: Partial<GatewaySettings>; now?: () => Date } = {}): Promise<RunningGateway> {
   const settings = { ...readSettings(dir), ...opts.settings };
   const anchor = readAnchor(join(dir, FILES.anchor));
-  const store = await openGatewayStore(dir, opts.databaseUrl);
+  const store = await openGatewayStore(dir, opts.databaseUrl, opts.pgSchema);
   const nowOpt = opts.now ? { now: opts.now } : {};
   try {
     const conf = new ConfClient({ db: store.db, gatewayId: settings.id, anchor, verify: verifyGlobalConfiguration, intervalMs: settings.confIntervalMs, ...nowOpt });

@@ -71,6 +71,8 @@ export interface Exchange {
   dirs: { central: string; gro: string; leeds: string };
   /** Moves every clock of the exchange (central, gateways) by `ms`. */
   advance(ms: number): void;
+  /** The exchange's clock (real time plus every advance). */
+  now(): Date;
   /** Turns the tampering proxy in front of the provider gateway on or off. */
   tamper(on: boolean): void;
   stopCentral(): Promise<void>;
@@ -155,6 +157,7 @@ export async function startExchange(opts: { validitySeconds?: number; confInterv
     advance: (ms) => {
       offset += ms;
     },
+    now,
     tamper: (on) => {
       tampering = on;
     },
