@@ -380,8 +380,8 @@ describe('the exchange', () => {
     await admin.query(`CREATE SCHEMA ${schema}`);
     const ports = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
     const settings = (i: number) => ({ client: { host: '127.0.0.1', port: ports[2 * i]! }, provider: { host: '127.0.0.1', port: ports[2 * i + 1]! } });
-    const a = await startGateway(ex.dirs.gro, { databaseUrl: PG_URL, pgSchema: schema, settings: settings(0), now: ex.now });
-    const b = await startGateway(ex.dirs.gro, { databaseUrl: PG_URL, pgSchema: schema, settings: settings(1), now: ex.now });
+    const a = await startGateway(ex.dirs.gro, { databaseUrl: PG_URL, pgSchema: schema, settings: settings(0), now: () => ex.now() });
+    const b = await startGateway(ex.dirs.gro, { databaseUrl: PG_URL, pgSchema: schema, settings: settings(1), now: () => ex.now() });
     try {
       const first = await rawProviderCall({ sameId: 'shared-replay', providerUrl: a.providerUrl });
       assert.equal(first.status, 200, JSON.stringify(first.body));

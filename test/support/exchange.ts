@@ -72,7 +72,7 @@ export interface Exchange {
   /** Moves every clock of the exchange (central, gateways) by `ms`. */
   advance(ms: number): void;
   /** The exchange's clock (real time plus every advance). */
-  now(): Date;
+  now: () => Date;
   /** Turns the tampering proxy in front of the provider gateway on or off. */
   tamper(on: boolean): void;
   stopCentral(): Promise<void>;
