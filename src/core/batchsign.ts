@@ -7,11 +7,11 @@
  * message. The proof binds each message to the root exactly as a signature over the message would.
  *
  * Wire form of a batch (`oo-signature-batch`): `INDEX/SIZE;ROOT;P1,P2,…` with hashes base64url.
- * The signature is over `oo1-batch`, the signer's id and the root, one per line.
+ * The signature is over `oo1-batch`, the signer's id, the root and the batch size, one per line.
  */
 import type { KeyObject } from 'node:crypto';
 import { signEd25519, verifyEd25519 } from './crypto.ts';
-import { inclusionProof, leafHash, rootFromInclusionProof, rootFromLeaves } from './merkle.ts';
+import { leafHash, proofLength, rootAndProofs, rootFromInclusionProof } from './merkle.ts';
 
 /** A message's signature: the batch root's signature and the message's place in the batch. */
 export interface BatchSignature {
@@ -22,8 +22,10 @@ export interface BatchSignature {
 /** Most messages one signature covers (the proofs grow with log2 of it). */
 const MAX_BATCH = 256;
 
-function signedText(signerId: string, root: string): string {
-  return `oo1-batch\n${signerId}\n${root}`;
+// The batch size is signed with the root: RFC 9162 paths can fit a tree of another size with the
+// same root (a node of the bigger tree), and a message must have exactly one accepted position.
+function signedText(signerId: string, root: string, size: number): string {
+  return `oo1-batch\n${signerId}\n${root}\n${size}`;
 }
 
 /** Collects messages signed in the same turn of the event loop and signs them together. */
@@ -52,10 +54,11 @@ export class BatchSigner {
       const batch = all.slice(i, i + MAX_BATCH);
       try {
         const leaves = batch.map((p) => leafHash(p.message));
-        const root = rootFromLeaves(leaves).toString('base64url');
-        const signature = signEd25519(this.key, signedText(this.signerId, root));
+        const tree = rootAndProofs(leaves);
+        const root = tree.root.toString('base64url');
+        const signature = signEd25519(this.key, signedText(this.signerId, root, leaves.length));
         batch.forEach((p, k) => {
-          const path = inclusionProof(k, leaves).map((h) => h.toString('base64url')).join(',');
+          const path = tree.proofs[k]!.map((h) => h.toString('base64url')).join(',');
           p.resolve({ signature, batch: `${k}/${leaves.length};${root};${path}` });
         });
       } catch (e) {
@@ -74,6 +77,11 @@ function keyId(key: KeyObject): number {
   return id;
 }
 
+/** True when `text` is the one base64url encoding of the bytes it decodes to. */
+function canonical(text: string): boolean {
+  return Buffer.from(text, 'base64url').toString('base64url') === text;
+}
+
 /** Verifies batch signatures, remembering roots whose signature has been checked. */
 export class BatchVerifier {
   private readonly verified = new Map<string, true>();
@@ -85,18 +93,23 @@ export class BatchVerifier {
 
   /** True when `message` is in the batch described by `batch` and its root is signed by `key`. */
   verify(key: KeyObject, signerId: string, message: string, s: BatchSignature): boolean {
-    const m = /^(\d{1,3})\/(\d{1,3});([A-Za-z0-9_-]{43});((?:[A-Za-z0-9_-]{43})(?:,[A-Za-z0-9_-]{43}){0,15})?$/.exec(s.batch);
-    if (!m) return false;
+    // Exactly one encoding per signed message: no leading zeros, canonical base64url (no padding,
+    // no stray bits in the last character), and a proof of exactly the length the position needs,
+    // so that the request hash, which covers these strings, is unique for a signed request.
+    const m = /^(0|[1-9]\d{0,2})\/([1-9]\d{0,2});([A-Za-z0-9_-]{43});((?:[A-Za-z0-9_-]{43})(?:,[A-Za-z0-9_-]{43}){0,15})?$/.exec(s.batch);
+    if (!m || !/^[A-Za-z0-9_-]{86}$/.test(s.signature)) return false;
     const index = Number(m[1]);
     const size = Number(m[2]);
     const root = m[3]!;
-    if (size < 1 || size > MAX_BATCH) return false;
+    if (size > MAX_BATCH || index >= size) return false;
     const proof = m[4] ? m[4].split(',').map((h) => Buffer.from(h, 'base64url')) : [];
+    if (proof.length !== proofLength(index, size)) return false;
+    if (!canonical(root) || !canonical(s.signature) || (m[4] ?? '').split(',').some((h) => h !== '' && !canonical(h))) return false;
     const computed = rootFromInclusionProof(index, size, leafHash(message), proof);
     if (!computed || computed.toString('base64url') !== root) return false;
-    const cacheKey = `${keyId(key)}\n${signerId}\n${root}\n${s.signature}`;
+    const cacheKey = `${keyId(key)}\n${signerId}\n${root}\n${size}\n${s.signature}`;
     if (this.verified.has(cacheKey)) return true;
-    if (!verifyEd25519(key, signedText(signerId, root), s.signature)) return false;
+    if (!verifyEd25519(key, signedText(signerId, root, size), s.signature)) return false;
     if (this.verified.size >= this.capacity) this.verified.delete(this.verified.keys().next().value!);
     this.verified.set(cacheKey, true);
     return true;

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { inclusionProof, leafHash, nodeHash, rootFromInclusionProof, rootFromLeaves } from './merkle.ts';
+import { inclusionProof, leafHash, nodeHash, proofLength, rootAndProofs, rootFromInclusionProof, rootFromLeaves } from './merkle.ts';
 
 const INPUTS = ['', '00', '10', '2021', '3031', '40414243', '5051525354555657', '606162636465666768696a6b6c6d6e6f'].map((h) => Buffer.from(h, 'hex'));
 const ROOTS = [
@@ -47,6 +47,18 @@ test('every leaf of every tree up to 40 proves its inclusion; a wrong leaf, inde
       // (The same path can fit another tree size: a root is only meaningful with its signed size.)
       assert.equal(rootFromInclusionProof(n, n, leaves[m]!, proof), undefined, 'an index outside the tree');
       if (proof.length > 0) assert.ok(!rootFromInclusionProof(m, n, leaves[m]!, proof.slice(1))?.equals(root));
+    }
+  }
+});
+
+test('rootAndProofs gives the same root and proofs as the one-leaf-at-a-time algorithm, and proofLength their lengths', () => {
+  for (let n = 1; n <= 70; n++) {
+    const leaves = Array.from({ length: n }, (_, i) => leafHash(`e${i}`));
+    const all = rootAndProofs(leaves);
+    assert.ok(all.root.equals(rootFromLeaves(leaves)));
+    for (let m = 0; m < n; m++) {
+      assert.deepEqual(all.proofs[m]!.map((h) => h.toString('hex')), inclusionProof(m, leaves).map((h) => h.toString('hex')), `n=${n} m=${m}`);
+      assert.equal(proofLength(m, n), all.proofs[m]!.length);
     }
   }
 });

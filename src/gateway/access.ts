@@ -47,8 +47,12 @@ function inForce(a: Agreement, date: string): boolean {
 export function decideAccess(v: ConfView, r: AccessRequest): Agreement {
   requireActiveClient(v, r.client);
   requireActiveProvider(v, r.provider);
+  // A request names its purpose, its agreement, or both (then they must belong together).
+  if (r.purpose === '' && r.agreement === '') {
+    throw new OnceOnlyError('no_agreement', 'the request names neither a purpose nor an agreement', { field: 'headers.x-onceonly-purpose', expected: 'the purpose id (or the id) of an agreement in the public register' });
+  }
   const candidates = v.conf.agreements.filter(
-    (a) => a.client === r.client && a.provider === r.provider && a.purpose.id === r.purpose && (r.agreement === '' || a.id === r.agreement),
+    (a) => a.client === r.client && a.provider === r.provider && (r.purpose === '' || a.purpose.id === r.purpose) && (r.agreement === '' || a.id === r.agreement),
   );
   if (candidates.length === 0) {
     throw new OnceOnlyError('no_agreement', 'no data-sharing agreement lets this client read from this provider for this purpose', {

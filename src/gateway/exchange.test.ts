@@ -262,6 +262,50 @@ describe('the exchange', () => {
     }
   });
 
+  test('a valid certificate of another member at the provider\'s address is refused by the client gateway', async () => {
+    ex.impersonate(true);
+    try {
+      const r = await ex.call(read(ex.people.alice), PURPOSE);
+      assert.equal(r.status, 502);
+      const e = errorOf(r);
+      assert.equal(e.type, 'provider_unreachable');
+      assert.ok(!r.body.includes('127.0.0.1'), 'no internal addresses in the answer');
+    } finally {
+      ex.impersonate(false);
+    }
+    assert.equal((await ex.call(read(ex.people.alice), PURPOSE)).status, 200);
+  });
+
+  test('only a record\'s items and its existence are exchanged: history is not', async () => {
+    const h = await ex.call(`/r1/${IDS.population}/people/${ex.people.alice}/history?item=person.address`, PURPOSE);
+    assert.equal(h.status, 404);
+    assert.equal(errorOf(h).type, 'unknown_service');
+    const exists = await ex.call(`/r1/${IDS.population}/people/${ex.people.alice}/exists`, PURPOSE);
+    assert.equal(exists.status, 200);
+    assert.deepEqual(JSON.parse(exists.body), { exists: true });
+  });
+
+  test('a request may name its agreement instead of its purpose', async () => {
+    const r = await ex.call(read(ex.people.alice, 'person.givenName'), { 'x-road-client': IDS.parking, 'x-onceonly-agreement': 'leeds-parking-population' });
+    assert.equal(r.status, 200, r.body);
+    const wrong = await ex.call(read(ex.people.alice, 'person.givenName'), { ...PURPOSE, 'x-onceonly-agreement': 'leeds-old-survey' });
+    assert.equal(errorOf(wrong).type, 'no_agreement', 'an agreement of another purpose does not match');
+  });
+
+  test('an unauthenticated connection is refused before its body is read, and leaves no log record', async () => {
+    const before = await ex.gro.store.db.selectFrom('message_log').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+    const agent = new Agent({ connect: { ca: ex.central.caCertificate } });
+    try {
+      const res = await request(`${ex.gro.providerUrl}/oo1/${IDS.population}/people/${ex.people.alice}?items=person.givenName`, { method: 'POST', body: Buffer.alloc(1024 * 1024, 1), dispatcher: agent });
+      assert.equal(res.statusCode, 403);
+      assert.equal(((await res.body.json()) as { type: string }).type, 'untrusted_certificate');
+    } finally {
+      await agent.close();
+    }
+    const after_ = await ex.gro.store.db.selectFrom('message_log').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+    assert.equal(Number(after_.n), Number(before.n));
+  });
+
   test('metaservices: listClients, listMethods, allowedMethods, getOpenAPI', async () => {
     const clients = await ex.call('/r1/listClients', {});
     assert.equal(clients.status, 200);

@@ -86,6 +86,7 @@ export interface OutboundResponse {
 
 const JSON_TYPE = 'application/json; charset=utf-8';
 const METASERVICES = new Set(['listMethods', 'allowedMethods', 'getOpenAPI']);
+const REGISTRY_OPERATIONS = /^\/[^/]+(\/exists)?$/;
 
 function errorBody(e: OnceOnlyError): Buffer {
   return Buffer.from(JSON.stringify(e.toJSON()));
@@ -113,7 +114,9 @@ export class Gateway {
   private readonly now: () => Date;
   private readonly maxBody: number;
   private readonly window: number;
-  private readonly peers: Agent;
+  /** One connection pool per provider gateway, each pinned to that gateway's certificate. */
+  private readonly peers = new Map<string, Agent>();
+  private readonly upstreamOptions: Agent.Options;
   private readonly upstream: Agent;
   private replaySweep: NodeJS.Timeout | undefined;
   private replayInsert: CompiledQuery | undefined;
@@ -131,38 +134,64 @@ export class Gateway {
     this.maxBody = o.maxBodyBytes ?? 4 * 1024 * 1024;
     this.window = o.timeWindowMs ?? 60_000;
     this.signer = new BatchSigner(o.signingKey, o.id);
-    // Connections to other gateways: our certificate, the central CA only, and the peer's
-    // certificate must be one the global configuration lists for an active gateway.
-    this.peers = new Agent({
-      connect: {
-        key: o.tls.key,
-        cert: o.tls.cert,
-        ca: this.caPem(),
-        rejectUnauthorized: true,
-        checkServerIdentity: (_host, cert) => {
-          const fp = cert.fingerprint256.replaceAll(':', '').toLowerCase();
-          const g = this.o.conf.held() ? this.tryView()?.gatewaysByFingerprint.get(fp) : undefined;
-          if (!g || g.status !== 'active') return new Error('the provider gateway\'s certificate is not an active gateway certificate in the global configuration');
-          return undefined;
+    this.upstreamOptions = { keepAliveTimeout: 30_000, connections: 64, maxResponseSize: this.maxBody };
+    this.upstream = new Agent(this.upstreamOptions);
+  }
+
+  /**
+   * The pool for connections to one provider gateway: our certificate, the central CA only, and
+   * the peer must present exactly the certificate the configuration lists for that gateway (not
+   * just any member's), so a request never reaches another organisation's gateway.
+   */
+  private peerAgent(gatewayId: string): Agent {
+    let agent = this.peers.get(gatewayId);
+    if (!agent) {
+      agent = new Agent({
+        ...this.upstreamOptions,
+        connect: {
+          key: this.o.tls.key,
+          cert: this.o.tls.cert,
+          ca: this.o.conf.held()?.caCertificate ?? '',
+          rejectUnauthorized: true,
+          checkServerIdentity: (_host, cert) => {
+            const fp = cert.fingerprint256.replaceAll(':', '').toLowerCase();
+            const g = this.o.conf.held()?.gateways.find((x) => x.id === gatewayId);
+            if (!g || g.status !== 'active' || g.tlsFingerprint.toLowerCase() !== fp) return new Error(`the peer's certificate is not the one the global configuration lists for ${gatewayId}`);
+            return undefined;
+          },
         },
-      },
-      keepAliveTimeout: 30_000,
-      connections: 64,
-      maxResponseSize: this.maxBody,
-    });
-    this.upstream = new Agent({ keepAliveTimeout: 30_000, connections: 64, maxResponseSize: this.maxBody });
-  }
-
-  private caPem(): string {
-    return this.o.conf.held()?.caCertificate ?? '';
-  }
-
-  private tryView(): ConfView | undefined {
-    try {
-      return this.o.conf.current();
-    } catch {
-      return undefined;
+      });
+      this.peers.set(gatewayId, agent);
     }
+    return agent;
+  }
+
+  /**
+   * Admits a connection to the provider side before its body is read: the certificate must chain
+   * to the central CA and belong to a gateway in the configuration. Refusals here are answered
+   * unsigned and not logged: nothing has been exchanged with an unauthenticated party, and signing
+   * or logging for it would let anyone make this gateway spend CPU and disk.
+   */
+  async admit(socket: TLSSocket): Promise<OutboundResponse | undefined> {
+    let err: OnceOnlyError | undefined;
+    if (!socket.authorized) {
+      err = new OnceOnlyError('untrusted_certificate', 'the client certificate was not issued by the central certificate authority', { reason: String(socket.authorizationError ?? 'no client certificate') });
+    } else {
+      const fp = peerFingerprint(socket);
+      const known = (): boolean => {
+        try {
+          return this.o.conf.current().gatewaysByFingerprint.has(fp);
+        } catch {
+          return true; // an expired configuration is refused, typed and signed, by the handler
+        }
+      };
+      if (!known() && !((await this.o.conf.refreshIfStale()) && known())) {
+        err = new OnceOnlyError('unknown_gateway', 'the client certificate belongs to no gateway in the global configuration');
+      }
+    }
+    if (!err) return undefined;
+    this.o.metrics.error('provider', err.type);
+    return { status: err.status, headers: { 'content-type': JSON_TYPE, [H.errorType]: err.type, connection: 'close' }, body: errorBody(err) };
   }
 
   /** Starts background work (replay-guard sweeping). */
@@ -175,7 +204,7 @@ export class Gateway {
 
   async close(): Promise<void> {
     if (this.replaySweep) clearInterval(this.replaySweep);
-    await Promise.allSettled([this.peers.close(), this.upstream.close()]);
+    await Promise.allSettled([...[...this.peers.values()].map((a) => a.close()), this.upstream.close()]);
   }
 
   private async writeLog(e: LogEntryInput): Promise<void> {
@@ -284,12 +313,14 @@ export class Gateway {
         method: req.method,
         headers,
         body: req.body.length > 0 ? req.body : null,
-        dispatcher: this.peers,
+        dispatcher: this.peerAgent(gw.id),
         headersTimeout: 30_000,
         bodyTimeout: 30_000,
       });
     } catch (e) {
-      throw new OnceOnlyError('provider_unreachable', `the provider gateway could not be reached: ${e instanceof Error ? e.message : 'error'}`, { gateway: gw.id });
+      // The transport's own message would name internal hosts and ports: keep it out of the answer.
+      const code = (e as { code?: string }).code;
+      throw new OnceOnlyError('provider_unreachable', 'the provider gateway could not be reached', { gateway: gw.id, ...(code ? { code } : {}) });
     }
     let body: Buffer;
     try {
@@ -308,9 +339,9 @@ export class Gateway {
       rh(H.requestHash) === requestHash &&
       rh(H.bodyDigest) === bodyDigest(body) &&
       responseSig.signature !== '' &&
-      verifyResponse(this.verifier, v.keys.get(gw.id)!, { requestHash, status: String(upstream.statusCode), contentType, timestamp: rh(H.timestamp), responder: gw.id, bodyDigest: rh(H.bodyDigest) }, responseSig);
+      verifyResponse(this.verifier, v.keys.get(gw.id)!, { requestHash, status: String(upstream.statusCode), contentType, timestamp: rh(H.timestamp), responder: gw.id, bodyDigest: rh(H.bodyDigest), errorType: rh(H.errorType) }, responseSig);
     const items = itemsFromQuery(target.query);
-    const errorType = rh(H.errorType);
+    const errorType = ok ? rh(H.errorType) : '';
     await this.writeLog({
       at: this.now().toISOString(),
       side: 'client',
@@ -392,7 +423,7 @@ export class Gateway {
     }
     const timestamp = String(this.now().getTime());
     const digest = bodyDigest(res.body);
-    const responseSignature = await signResponse(this.signer, { requestHash, status: String(res.status), contentType: res.contentType, timestamp, responder: this.id, bodyDigest: digest });
+    const responseSignature = await signResponse(this.signer, { requestHash, status: String(res.status), contentType: res.contentType, timestamp, responder: this.id, bodyDigest: digest, errorType: res.errorType ?? '' });
     try {
       await this.writeLog({
         at: this.now().toISOString(),
@@ -400,10 +431,10 @@ export class Gateway {
         requestId: fields.id.slice(0, 128) || '-',
         client: fields.client.slice(0, 200) || '-',
         service: ctx.service || '-',
-        purpose: fields.purpose || null,
+        purpose: fields.purpose.slice(0, 256) || null,
         agreement: ctx.agreement,
         items: ctx.items.length ? ctx.items : null,
-        userId: fields.userId || null,
+        userId: fields.userId.slice(0, 256) || null,
         status: res.status,
         errorType: res.errorType ?? null,
         requestHash,
@@ -482,6 +513,11 @@ export class Gateway {
     const service = registered[target.service.serviceCode];
     if (!service) throw new OnceOnlyError('unknown_service', 'the subsystem offers no such service', { field: 'path.service' });
     if (req.method !== 'GET') throw new OnceOnlyError('method_not_allowed', 'registry services are read with GET through the exchange', { field: 'method', expected: 'GET' });
+    // Only a record's items and its existence are exchanged; a registry's history and other
+    // operations are for its own staff and auditors, not for agreement holders.
+    if (!REGISTRY_OPERATIONS.test(target.path)) {
+      throw new OnceOnlyError('unknown_service', 'the exchange offers only /{id}?items=… and /{id}/exists on a registry service', { field: 'path', expected: '/{id} or /{id}/exists' });
+    }
     ctx.items = itemsFromQuery(target.query);
     // 5. The agreement: deny by default.
     const agreement = decideAccess(v, { client: fields.client, provider: target.providerId, purpose: fields.purpose, agreement: fields.agreement, items: ctx.items, date: today(this.now()) });
@@ -580,9 +616,10 @@ export class Gateway {
       throw new OnceOnlyError('response_not_allowed', 'the service answered something other than JSON');
     }
     const asked = new Set(itemsFromQuery(target.query));
+    if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw new OnceOnlyError('response_not_allowed', 'the service answer is not a registry answer');
     const o = doc as { items?: unknown; item?: unknown; exists?: unknown };
     if (target.path.endsWith('/exists')) {
-      if (typeof o !== 'object' || o === null || Object.keys(o).some((k) => k !== 'exists')) throw new OnceOnlyError('response_not_allowed', 'an existence check answered more than whether the record exists');
+      if (Object.keys(o).some((k) => k !== 'exists')) throw new OnceOnlyError('response_not_allowed', 'an existence check answered more than whether the record exists');
       return;
     }
     const released = o.items && typeof o.items === 'object' ? Object.keys(o.items) : typeof o.item === 'string' ? [o.item] : [];

@@ -91,9 +91,11 @@ export interface SignedResponseFields {
   /** Provider gateway id. */
   responder: string;
   bodyDigest: string;
+  /** The refusal's error type (`oo-error`), or empty: signed so the logged type is provable. */
+  errorType: string;
 }
 
-const RESPONSE_ORDER: (keyof SignedResponseFields)[] = ['requestHash', 'status', 'contentType', 'timestamp', 'responder', 'bodyDigest'];
+const RESPONSE_ORDER: (keyof SignedResponseFields)[] = ['requestHash', 'status', 'contentType', 'timestamp', 'responder', 'bodyDigest', 'errorType'];
 
 /** Canonical response string, as for requests. */
 export function canonicalResponse(f: SignedResponseFields): string {

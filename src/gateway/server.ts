@@ -52,15 +52,25 @@ function writeResponse(res: ServerResponse, out: OutboundResponse): void {
  * body over the limit is not read; the gateway still answers it (typed, and signed on the provider
  * side) from a request marked `oversized`.
  */
-function dataPath(prefix: string, limit: number, handle: Handler, fastify: (req: IncomingMessage, res: ServerResponse) => void): (req: IncomingMessage, res: ServerResponse) => void {
+function dataPath(prefix: string, limit: number, handle: Handler, fastify: (req: IncomingMessage, res: ServerResponse) => void, admit?: (socket: TLSSocket) => Promise<OutboundResponse | undefined>): (req: IncomingMessage, res: ServerResponse) => void {
   return (req, res) => {
     const url = req.url ?? '';
     if (!url.startsWith(prefix)) {
       fastify(req, res);
       return;
     }
-    readBody(req, limit)
+    (admit ? admit(req.socket as TLSSocket) : Promise.resolve(undefined))
+      .then(async (refusal) => {
+        if (refusal) {
+          // Refused before the body is read; the connection closes after this answer.
+          req.resume();
+          writeResponse(res, refusal);
+          return undefined;
+        }
+        return readBody(req, limit);
+      })
       .then(async (body) => {
+        if (res.headersSent) return;
         // An oversized body was not read: close the connection after this answer.
         if (body === undefined) res.setHeader('connection', 'close');
         const inbound: InboundRequest = { method: req.method ?? 'GET', rawUrl: url, headers: req.headers, body: body ?? Buffer.alloc(0), socket: req.socket as TLSSocket, ...(body === undefined ? { oversized: true } : {}) };
@@ -105,7 +115,7 @@ export async function createProviderServer(gw: Gateway, tls: { key: string; cert
     serverFactory: (fastify) =>
       createHttpsServer(
         { key: tls.key, cert: tls.cert, ca: tls.ca, requestCert: true, rejectUnauthorized: false, minVersion: 'TLSv1.2' },
-        dataPath('/oo1/', limit, (r) => gw.handleProvider(r), fastify),
+        dataPath('/oo1/', limit, (r) => gw.handleProvider(r), fastify, (socket) => gw.admit(socket)),
       ),
   });
 }

@@ -75,6 +75,8 @@ export interface Exchange {
   now: () => Date;
   /** Turns the tampering proxy in front of the provider gateway on or off. */
   tamper(on: boolean): void;
+  /** Makes the proxy at the provider's address present another member's valid gateway certificate. */
+  impersonate(on: boolean): void;
   stopCentral(): Promise<void>;
   startCentral(): Promise<void>;
   /** Calls the consumer gateway's client side. */
@@ -161,6 +163,10 @@ export async function startExchange(opts: { validitySeconds?: number; confInterv
     tamper: (on) => {
       tampering = on;
     },
+    impersonate: (on) => {
+      const d = on ? dirs.leeds : dirs.gro;
+      proxy.useCertificate(readFileSync(join(d, 'tls.key.pem'), 'utf8'), readFileSync(join(d, 'tls.cert.pem'), 'utf8'));
+    },
     stopCentral,
     startCentral,
     async call(path, headers = {}, init2 = {}) {
@@ -182,7 +188,7 @@ export async function startExchange(opts: { validitySeconds?: number; confInterv
  * stolen TLS key). It forwards faithfully, or flips one byte of each response body when told to;
  * the response signature must still expose it.
  */
-async function startTamperingProxy(o: { port: number; key: string; cert: string; upstream: string; clientKey: string; clientCert: string; ca: string; tampering: () => boolean }): Promise<{ close(): Promise<void> }> {
+async function startTamperingProxy(o: { port: number; key: string; cert: string; upstream: string; clientKey: string; clientCert: string; ca: string; tampering: () => boolean }): Promise<{ close(): Promise<void>; useCertificate(key: string, cert: string): void }> {
   const agent = new Agent({ connect: { key: o.clientKey, cert: o.clientCert, ca: o.ca } });
   const server: HttpsServer = createHttpsServer({ key: o.key, cert: o.cert }, (req, res) => {
     const chunks: Buffer[] = [];
@@ -204,6 +210,11 @@ async function startTamperingProxy(o: { port: number; key: string; cert: string;
   });
   await new Promise<void>((resolve) => server.listen(o.port, '127.0.0.1', resolve));
   return {
+    useCertificate: (key, cert) => {
+      server.setSecureContext({ key, cert });
+      // Existing connections were verified with the old certificate: make clients connect anew.
+      server.closeAllConnections();
+    },
     close: async () => {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
