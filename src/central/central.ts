@@ -387,7 +387,7 @@ export class Central {
    * its address, certificate fingerprint and signing key. `conflict` if the id is taken (a
    * gateway with new keys is registered under a new code, so peers never confuse the two).
    */
-  async registerGateway(input: GatewayInput, actor: Actor = 'cli'): Promise<GatewayRegistration> {
+  async registerGateway(input: GatewayInput, actor: Actor = 'cli', opts: { registrationToken?: string } = {}): Promise<GatewayRegistration> {
     const id = parseGatewayId(input.id, 'id', this.instance);
     const member = memberOf(id);
     if (input.member !== undefined && parseMemberId(input.member, 'member', this.instance) !== member) {
@@ -402,6 +402,11 @@ export class Central {
     const fingerprint = certificateFingerprint(tlsCertificate);
     return this.#change(actor, 'gateway.register', id, async (trx) => {
       await this.#requireMember(trx, member, 'member', true);
+      if (opts.registrationToken !== undefined) {
+        // Used up in the registration's own transaction: two concurrent uses cannot both succeed.
+        const used = await trx.updateTable('central_token').set({ used_at: this.#clock().toISOString() }).where('id', '=', opts.registrationToken).where('used_at', 'is', null).where('member', '=', member).executeTakeFirst();
+        if (Number(used.numUpdatedRows) !== 1) throw new OnceOnlyError('unauthorized', 'this registration token has been used, or is for another member', { field: 'authorization' });
+      }
       if (await trx.selectFrom('central_gateway').select('id').where('id', '=', id).executeTakeFirst()) {
         throw new OnceOnlyError('conflict', `gateway ${id} is already registered`, { field: 'id', expected: 'a new gateway code' });
       }
@@ -481,8 +486,23 @@ export class Central {
   async createToken(label: string, actor: Actor = 'cli'): Promise<{ id: string; token: string }> {
     const t = newToken();
     return this.#change(actor, 'token.create', t.id, async (trx) => {
-      await trx.insertInto('central_token').values({ id: t.id, hash: t.hash, label, created_at: this.#clock().toISOString(), revoked_at: null }).execute();
+      await trx.insertInto('central_token').values({ id: t.id, hash: t.hash, label, created_at: this.#clock().toISOString(), revoked_at: null, scope: null, member: null, used_at: null }).execute();
       return { result: { id: t.id, token: t.token }, detail: { label } };
+    });
+  }
+
+  /**
+   * A token that can do one thing: register one gateway of `member` (it is used up by that).
+   * This is what the central operator hands an organisation to onboard its gateway, instead of a
+   * management token that could act for every member.
+   */
+  async createRegistrationToken(memberIn: string, label: string, actor: Actor = 'cli'): Promise<{ id: string; token: string }> {
+    const member = parseMemberId(memberIn, 'member', this.instance);
+    const t = newToken();
+    return this.#change(actor, 'token.create', t.id, async (trx) => {
+      await this.#requireMember(trx, member, 'member', true);
+      await trx.insertInto('central_token').values({ id: t.id, hash: t.hash, label, created_at: this.#clock().toISOString(), revoked_at: null, scope: 'gateway-registration', member, used_at: null }).execute();
+      return { result: { id: t.id, token: t.token }, detail: { label, scope: 'gateway-registration', member } };
     });
   }
 
@@ -491,6 +511,14 @@ export class Central {
    * time; every failure is the same `unauthorized`, so a caller learns nothing about which
    * part was wrong.
    */
+  /** Checks a token; returns its id and, for a scoped token, its scope and member. */
+  async authenticateScoped(token: string | undefined): Promise<{ id: string; scope: string | null; member: string | null }> {
+    const id = await this.authenticate(token);
+    const row = await this.#store.db.selectFrom('central_token').select(['scope', 'member', 'used_at']).where('id', '=', id).executeTakeFirstOrThrow();
+    if (row.used_at !== null) throw new OnceOnlyError('unauthorized', 'this registration token has been used', { field: 'authorization', expected: 'a new registration token from the central operator' });
+    return { id, scope: row.scope, member: row.member };
+  }
+
   async authenticate(token: string | undefined): Promise<string> {
     const refuse = (): OnceOnlyError => new OnceOnlyError('unauthorized', 'a valid management token is required', { field: 'authorization', expected: 'Authorization: Bearer <token from central init>' });
     if (!token) throw refuse();

@@ -12,6 +12,7 @@ import { ErrorBody, createApp, type App } from '../core/http.ts';
 import { OnceOnlyError, isOnceOnlyError } from '../core/errors.ts';
 import type { Central } from './central.ts';
 import { GLOBAL_CONF_MEDIA_TYPE } from './conf.ts';
+import { memberOf, parseGatewayId } from './ids.ts';
 
 /** Options of {@link createCentralServer}. */
 export interface CentralServerOptions {
@@ -61,14 +62,24 @@ export async function createCentralServer(central: Central, opts: CentralServerO
     ...(opts.logLevel !== undefined ? { logLevel: opts.logLevel } : {}),
   });
   const actors = new WeakMap<FastifyRequest, string>();
+  const scopes = new WeakMap<FastifyRequest, { id: string; member: string }>();
 
   // The token is never logged: request logging is off (core/http) and `authorization` is in the redaction list.
   const authenticate = async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
     const header = req.headers.authorization;
     const m = typeof header === 'string' ? /^Bearer ([^\s]+)$/i.exec(header) : null;
     try {
-      actors.set(req, `api:${await central.authenticate(m?.[1])}`);
+      const t = await central.authenticateScoped(m?.[1]);
+      // A registration token reaches one route only: registering a gateway of its member.
+      if (t.scope !== null) {
+        if (!(req.method === 'POST' && req.routeOptions.url === '/manage/gateways') || t.member === null) {
+          throw new OnceOnlyError('forbidden', 'this token may only register a gateway of its member', { field: 'authorization', expected: 'a full management token' });
+        }
+        scopes.set(req, { id: t.id, member: t.member });
+      }
+      actors.set(req, `api:${t.id}`);
     } catch (e) {
+      if (isOnceOnlyError(e) && e.type === 'forbidden') throw e;
       // RFC 6750 §3: a 401 names the scheme, and says invalid_token when one was presented.
       void reply.header('www-authenticate', header ? 'Bearer realm="onceonly-central", error="invalid_token"' : 'Bearer realm="onceonly-central"');
       throw e;
@@ -151,7 +162,11 @@ export async function createCentralServer(central: Central, opts: CentralServerO
       response: { 201: Type.Object({ tlsCertificate: Type.String(), caCertificate: Type.String(), fingerprint: Type.String() }), ...errors },
     },
   }, async (req, reply) => {
-    const r = await labelled('body', () => central.registerGateway(req.body, actor(req)));
+    const scoped = scopes.get(req);
+    if (scoped && memberOf(parseGatewayId(req.body.id, 'body.id', central.instance)) !== scoped.member) {
+      throw new OnceOnlyError('forbidden', `this registration token is for a gateway of ${scoped.member}`, { field: 'body.id', expected: `a gateway id of ${scoped.member}` });
+    }
+    const r = await labelled('body', () => central.registerGateway(req.body, actor(req), scoped ? { registrationToken: scoped.id } : {}));
     return reply.status(201).send(r);
   });
 

@@ -152,13 +152,14 @@ export function registerCentralCommands(program: Command): void {
     .command('token')
     .description('management API tokens')
     .command('create')
-    .description('create another management API token (printed once)')
+    .description('create another management API token (printed once); with --register-gateway-for, a single-use token that can only register one gateway of that member')
     .requiredOption('--label <text>', 'what the token is for, e.g. "gateway onboarding"')
+    .option('--register-gateway-for <member>', 'limit the token to registering one gateway of this member (INSTANCE/CLASS/MEMBER)')
     .option(...dirOption)
-    .action((opts: DirOption & { label: string }) =>
+    .action((opts: DirOption & { label: string; registerGatewayFor?: string }) =>
       withCentral(opts, async (c) => {
-        const t = await c.createToken(opts.label);
-        process.stdout.write(`token ${t.id} (shown only now):\n${t.token}\n`);
+        const t = opts.registerGatewayFor ? await c.createRegistrationToken(opts.registerGatewayFor, opts.label) : await c.createToken(opts.label);
+        process.stdout.write(`token ${t.id}${opts.registerGatewayFor ? ` (registers one gateway of ${opts.registerGatewayFor})` : ''} (shown only now):\n${t.token}\n`);
       }));
 
   central

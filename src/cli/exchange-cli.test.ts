@@ -56,12 +56,23 @@ test('central, registry and two gateways as separate processes, set up with the 
   run('central', 'subsystem', 'add', 'UK/GOV/GRO/population', '--dir', 'c');
   run('central', 'member', 'add', 'UK/MUN/LEEDS', '--name', 'Leeds City Council', '--dir', 'c');
   run('central', 'subsystem', 'add', 'UK/MUN/LEEDS/parking', '--dir', 'c');
+  const scoped = (member: string): string => /oo1\.[A-Za-z0-9._-]+/.exec(run('central', 'token', 'create', '--label', `onboarding ${member}`, '--register-gateway-for', member, '--dir', 'c'))![0];
+  const groToken = scoped('UK/GOV/GRO');
+  const leedsToken = scoped('UK/MUN/LEEDS');
   run('registry', 'generate', '--people', '200', '--data', 'reg');
   await serve('registry', 'serve', 'population', '--port', String(registry), '--data', 'reg', '--token', 'registry-secret');
-  run('gateway', 'init', '--dir', 'gro', '--anchor', 'c/anchor.json', '--id', 'UK/GOV/GRO/gw1', '--token', token, '--client-port', String(groClient), '--provider-port', String(groProvider));
+  // A registration token registers one gateway of its own member, once.
+  const wrong = spawnSync(process.execPath, [BIN, 'gateway', 'init', '--dir', 'x', '--anchor', 'c/anchor.json', '--id', 'UK/MUN/LEEDS/gw9', '--token', groToken, '--client-port', '1', '--provider-port', '2'], { cwd: dir, env, encoding: 'utf8' });
+  assert.notEqual(wrong.status, 0);
+  assert.match(wrong.stderr, /forbidden/);
+  run('gateway', 'init', '--dir', 'gro', '--anchor', 'c/anchor.json', '--id', 'UK/GOV/GRO/gw1', '--token', groToken, '--client-port', String(groClient), '--provider-port', String(groProvider));
+  const again = spawnSync(process.execPath, [BIN, 'gateway', 'init', '--dir', 'gro2', '--anchor', 'c/anchor.json', '--id', 'UK/GOV/GRO/gw2', '--token', groToken, '--client-port', '1', '--provider-port', '2'], { cwd: dir, env, encoding: 'utf8' });
+  assert.notEqual(again.status, 0, 'a registration token is used up');
+  const member = await fetch(`http://127.0.0.1:${central}/manage/members`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${leedsToken}` }, body: JSON.stringify({ id: 'UK/GOV/EVIL', name: 'x' }) });
+  assert.equal(member.status, 403, 'a registration token cannot manage the registry');
   run('gateway', 'service', 'add', 'UK/GOV/GRO/population', 'people', `http://127.0.0.1:${registry}/people`, '--dir', 'gro', '--header', 'authorization: Bearer registry-secret');
   await serve('gateway', 'serve', '--dir', 'gro');
-  run('gateway', 'init', '--dir', 'leeds', '--anchor', 'c/anchor.json', '--id', 'UK/MUN/LEEDS/gw1', '--token', token, '--client-port', String(leedsClient), '--provider-port', String(leedsProvider));
+  run('gateway', 'init', '--dir', 'leeds', '--anchor', 'c/anchor.json', '--id', 'UK/MUN/LEEDS/gw1', '--token', leedsToken, '--client-port', String(leedsClient), '--provider-port', String(leedsProvider));
   await serve('gateway', 'serve', '--dir', 'leeds');
 
   const person = 'P-000000001-X';
@@ -77,7 +88,7 @@ test('central, registry and two gateways as separate processes, set up with the 
 
   // Suspending Leeds through the CLI takes effect once the gateways hold the new configuration.
   run('central', 'member', 'suspend', 'UK/MUN/LEEDS', '--dir', 'c');
-  assert.match(run('central', 'audit', '--verify', '--dir', 'c'), /verified: 8 entries/);
+  assert.match(run('central', 'audit', '--verify', '--dir', 'c'), /verified: 10 entries/);
   assert.match(run('central', 'audit', '--dir', 'c'), /suspend/);
   assert.match(run('log', 'verify', '--dir', 'gro'), /OK/);
   // Bad input to the CLI is a typed error and exit code 2, not a crash.

@@ -9,7 +9,7 @@
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { generateKeyPairSync } from 'node:crypto';
-import { OnceOnlyError } from '../core/errors.ts';
+import { ERROR_STATUS, OnceOnlyError, type ErrorType } from '../core/errors.ts';
 import { generateSigningKey, loadPrivateKey, privateKeyPem, publicJwk } from '../core/crypto.ts';
 import { parseSubsystemId } from '../core/ids.ts';
 import { openStore, type Store } from '../store/db.ts';
@@ -100,7 +100,9 @@ export async function initGateway(o: InitGatewayOptions): Promise<GatewaySetting
   });
   const body = (await res.json()) as { tlsCertificate?: string; message?: string; type?: string };
   if (res.status !== 201 || !body.tlsCertificate) {
-    throw new OnceOnlyError('invalid_request', `the central refused the registration: ${body.message ?? res.status}`, { field: 'id', centralError: body.type });
+    // The central's own error type says what to fix (a used token, another member's id, …).
+    const type = typeof body.type === 'string' && Object.hasOwn(ERROR_STATUS, body.type) ? (body.type as ErrorType) : 'invalid_request';
+    throw new OnceOnlyError(type, `the central refused the registration: ${body.message ?? res.status}`, { field: 'id', centralError: body.type });
   }
   writeSecret(join(o.dir, FILES.tlsKey), tls.privateKey.export({ format: 'pem', type: 'pkcs8' }).toString());
   writeSecret(join(o.dir, FILES.signingKey), privateKeyPem(signing.privateKey));

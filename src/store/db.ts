@@ -14,6 +14,7 @@ import type { Database } from './schema.ts';
 import * as m0001 from './migrations/0001_registries.ts';
 import * as m0002 from './migrations/0002_central.ts';
 import * as m0003 from './migrations/0003_gateway.ts';
+import * as m0004 from './migrations/0004_token_scope.ts';
 
 export type Dialect = 'sqlite' | 'postgres';
 
@@ -54,6 +55,7 @@ const MIGRATIONS: Record<string, DialectMigration> = {
   '0001_registries': m0001,
   '0002_central': m0002,
   '0003_gateway': m0003,
+  '0004_token_scope': m0004,
 };
 
 class CodeMigrationProvider implements MigrationProvider {

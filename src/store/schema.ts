@@ -203,6 +203,11 @@ export interface CentralTokenTable {
   label: string;
   created_at: string;
   revoked_at: string | null;
+  /** Null: a full management token. `gateway-registration`: may register one gateway of `member`. */
+  scope: string | null;
+  member: string | null;
+  /** When a single-use token was used. */
+  used_at: string | null;
 }
 
 /** One entry of the admin audit log, a link in its hash chain. */
