@@ -194,6 +194,13 @@ describe('the exchange', () => {
     assert.equal(r.headers['x-road-error'], 'Server.ClientProxy.payload_too_large');
   });
 
+  test('a service that does not answer in time: service_timeout', async () => {
+    const r = await ex.call(`/r1/${IDS.population}/slow/${ex.people.alice}?items=person.givenName`, PURPOSE);
+    assert.equal(r.status, 504);
+    assert.equal(errorOf(r).type, 'service_timeout');
+    assert.equal(r.headers['x-road-error'], 'Server.ServerProxy.service_timeout');
+  });
+
   test('only GET reaches a registry through the exchange: method_not_allowed', async () => {
     const r = await ex.call(`/r1/${IDS.population}/people/${ex.people.alice}/changes`, { ...PURPOSE, 'content-type': 'application/json' }, { method: 'POST', body: '{"type":"death","deathDate":"2020-01-01"}' });
     assert.equal(r.status, 405);
@@ -313,9 +320,9 @@ describe('the exchange', () => {
     assert.ok(list.member.some((m) => m.id.object_type === 'SUBSYSTEM' && m.id.subsystem_code === 'population'));
     const methods = await ex.call(`/r1/${IDS.population}/listMethods`, { 'x-road-client': IDS.parking });
     assert.equal(methods.status, 200, methods.body);
-    assert.deepEqual((JSON.parse(methods.body) as { service: { service_code: string }[] }).service.map((s) => s.service_code), ['people']);
+    assert.deepEqual((JSON.parse(methods.body) as { service: { service_code: string }[] }).service.map((s) => s.service_code), ['people', 'slow']);
     const allowed = await ex.call(`/r1/${IDS.population}/allowedMethods`, { 'x-road-client': IDS.parking });
-    assert.deepEqual((JSON.parse(allowed.body) as { service: { service_code: string }[] }).service.map((s) => s.service_code), ['people']);
+    assert.deepEqual((JSON.parse(allowed.body) as { service: { service_code: string }[] }).service.map((s) => s.service_code), ['people', 'slow']);
     const openapi = await ex.call(`/r1/${IDS.population}/getOpenAPI?serviceCode=people`, { 'x-road-client': IDS.parking });
     assert.equal(openapi.status, 200, openapi.body);
     assert.equal((JSON.parse(openapi.body) as { openapi: string }).openapi, '3.1.0');

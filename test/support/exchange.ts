@@ -7,6 +7,7 @@
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
+import { createServer as createHttpServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent, request } from 'undici';
@@ -127,6 +128,15 @@ export async function startExchange(opts: { validitySeconds?: number; confInterv
   const anchorFile = join(dirs.central, 'anchor.json');
   await initGateway({ dir: dirs.gro, anchorFile, id: IDS.groGw, address: `https://127.0.0.1:${groProxyPort}`, clientPort: groClientPort, providerPort: groPort, token: init.token });
   addService(dirs.gro, IDS.population, 'people', { url: `${registryUrl}/people`, timeoutMs: 5000, headers: { authorization: `Bearer ${registryToken}` }, kind: 'registry' });
+  // A service that accepts the connection and never answers, to show the timeout.
+  const hanging = createHttpServer(() => undefined);
+  await new Promise<void>((resolve) => hanging.listen(0, '127.0.0.1', resolve));
+  const hangingPort = (hanging.address() as { port: number }).port;
+  addService(dirs.gro, IDS.population, 'slow', { url: `http://127.0.0.1:${hangingPort}/people`, timeoutMs: 300, kind: 'registry' });
+  cleanups.push(async () => {
+    hanging.closeAllConnections();
+    await new Promise<void>((resolve) => hanging.close(() => resolve()));
+  });
   await initGateway({ dir: dirs.leeds, anchorFile, id: IDS.leedsGw, address: `https://127.0.0.1:${leedsPort}`, clientPort: leedsClientPort, providerPort: leedsPort, token: init.token });
   const gwSettings = { confIntervalMs: opts.confIntervalMs ?? 60_000 };
   const gro = await startGateway(dirs.gro, { settings: gwSettings, now });
