@@ -97,7 +97,7 @@ function readShape(db: Db, itemCount: number, withKnownAt: boolean): CompiledQue
 export async function factsAt(db: Db, registry: string, subject: string, items: readonly string[], t: ReadTime): Promise<FactRow[]> {
   if (items.length === 0) return [];
   const compiled = readShape(db, items.length, t.knownAt !== null);
-  // Parameters in the order the placeholders appear in the compiled SQL above.
+  // Parameters in the order their markers appear in the compiled SQL above.
   const parameters: unknown[] = [registry, subject, ...items, t.asAt, t.asAt];
   if (t.knownAt !== null) parameters.push(t.knownAt, t.knownAt);
   const res = await db.executeQuery<Pick<FactTable, 'item' | 'value' | 'valid_from' | 'valid_to' | 'recorded_at' | 'superseded_at' | 'kind' | 'change_id'> & { seq: number }>({ ...compiled, parameters });
