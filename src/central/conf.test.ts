@@ -60,6 +60,12 @@ test('expired at expiresAt: global_conf_expired', async () => {
   const jws = await signGlobalConfiguration(conf, key.privateKey);
   assert.doesNotThrow(() => verifyGlobalConfiguration(jws, anchor, new Date(now.getTime() + 59_999)));
   assert.throws(() => verifyGlobalConfiguration(jws, anchor, new Date(now.getTime() + 60_000)), isErr('global_conf_expired'));
+  // Proving what was published (offline log checks) accepts the expired copy, and nothing forged.
+  assert.equal(verifyGlobalConfiguration(jws, anchor, new Date(now.getTime() + 86_400_000), { ignoreClock: true }).serial, conf.serial);
+  // Flip a character in the middle of the signature (every bit there is used).
+  const at = jws.length - 40;
+  const forged = `${jws.slice(0, at)}${jws[at] === 'A' ? 'B' : 'A'}${jws.slice(at + 1)}`;
+  assert.throws(() => verifyGlobalConfiguration(forged, anchor, new Date(now.getTime() + 86_400_000), { ignoreClock: true }), isErr('invalid_global_conf'));
 });
 
 test('a serial older than minSerial is invalid_global_conf (no rollback)', async () => {

@@ -522,7 +522,6 @@ export class Gateway {
     // 5. The agreement: deny by default.
     const agreement = decideAccess(v, { client: fields.client, provider: target.providerId, purpose: fields.purpose, agreement: fields.agreement, items: ctx.items, date: today(this.now()) });
     ctx.agreement = agreement.id;
-    if (fields.purpose !== '' && agreement.purpose.id !== fields.purpose) throw new OnceOnlyError('no_agreement', 'the named agreement is for another purpose');
     // 6. Call the service, then check that the answer releases only what was granted.
     const upstream = await this.callService(service, target);
     if (upstream.status >= 200 && upstream.status < 300) this.checkRelease(upstream.body, new Set(agreement.items), target);
