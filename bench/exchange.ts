@@ -7,7 +7,10 @@
  * (c) the full secured path: client gateway -> provider gateway (mutual TLS, signatures, replay
  *     guard, agreement check, message log on both ends) -> registry,
  *
- * each part in its own process, as deployed, and the ratio (c)/(b). The load generator runs in
+ * (d) the structural floor of (c): the same two hops with mutual TLS between them on the same
+ *     stack, but no signatures, checks or log,
+ *
+ * each part in its own process, as deployed, and the ratios (c)/(b) and (d)/(b). The load generator runs in
  * this process; the central authority too (it only serves a configuration fetch a minute).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -84,7 +87,7 @@ export async function runExchange(opts: { seconds: number }): Promise<BenchResul
     children.push(registry.child);
     const registryUrl = registry.line.replace('listening ', '');
 
-    const [groPort, groClient, leedsPort, leedsClient, proxyPort] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort()]);
+    const [groPort, groClient, leedsPort, leedsClient, proxyPort, floorFront, floorBack] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort(), freePort(), freePort()]);
     const anchorFile = join(root, 'central', 'anchor.json');
     const groDir = join(root, 'gw-gro');
     const leedsDir = join(root, 'gw-leeds');
@@ -97,6 +100,10 @@ export async function runExchange(opts: { seconds: number }): Promise<BenchResul
     }
     const proxy = await startProcess(['--import', 'tsx', 'bench/processes/bare-proxy.ts', String(proxyPort), registryUrl]);
     children.push(proxy.child);
+    const back = await startProcess(['--import', 'tsx', 'bench/processes/tls-pair-proxy.ts', 'back', String(floorBack), registryUrl, join(groDir, 'tls.cert.pem'), join(groDir, 'tls.key.pem')]);
+    children.push(back.child);
+    const front = await startProcess(['--import', 'tsx', 'bench/processes/tls-pair-proxy.ts', 'front', String(floorFront), `https://127.0.0.1:${floorBack}`, join(leedsDir, 'tls.cert.pem'), join(leedsDir, 'tls.key.pem')]);
+    children.push(front.child);
 
     const ids = Array.from({ length: 1000 }, (_, i) => `P-${String(i + 1).padStart(9, '0')}-0`);
     const q = '?items=person.givenName,person.familyName,person.address';
@@ -107,6 +114,7 @@ export async function runExchange(opts: { seconds: number }): Promise<BenchResul
     // Warm every path (connections, JIT) before measuring.
     await load(registryUrl, direct, {}, 1);
     await load(`http://127.0.0.1:${proxyPort}`, viaR1, {}, 1);
+    await load(`http://127.0.0.1:${floorFront}`, viaR1, {}, 1);
     const warm = await load(`http://127.0.0.1:${leedsClient}`, viaR1, headers, 2);
     if (warm.non2xx > 0) throw new Error(`secured path answered ${warm.non2xx} errors while warming`);
 
@@ -126,12 +134,14 @@ export async function runExchange(opts: { seconds: number }): Promise<BenchResul
     const a = await load(registryUrl, direct, {}, opts.seconds);
     const b = await load(`http://127.0.0.1:${proxyPort}`, viaR1, {}, opts.seconds);
     const c = await load(`http://127.0.0.1:${leedsClient}`, viaR1, headers, opts.seconds);
-    for (const [name, r] of [['direct', a], ['proxy', b], ['secured', c]] as const) if (r.non2xx > 0) throw new Error(`${name}: ${r.non2xx} failed requests`);
+    const d = await load(`http://127.0.0.1:${floorFront}`, viaR1, {}, opts.seconds);
+    for (const [name, r] of [['direct', a], ['proxy', b], ['secured', c], ['floor', d]] as const) if (r.non2xx > 0) throw new Error(`${name}: ${r.non2xx} failed requests`);
     const lat = (r: Load): Record<string, number> => ({ p50_ms: r.p50, p99_ms: r.p99 });
     return [
       { name: '(a) registry called directly, 2 KB answers', value: a.rps, unit: 'req/s', baseline: b.rps, baselineName: '(b) bare forwarding proxy', ratio: a.rps / b.rps, extra: lat(a) },
       { name: '(b) bare forwarding proxy (no TLS, signing or log)', value: b.rps, unit: 'req/s', baseline: a.rps, baselineName: '(a) registry directly', ratio: b.rps / a.rps, extra: lat(b) },
       { name: '(c) secured: client gateway -> provider gateway (mTLS, signed, logged) -> registry', value: c.rps, unit: 'req/s', baseline: b.rps, baselineName: '(b) bare forwarding proxy', ratio: c.rps / b.rps, extra: { ...lat(c), target_ratio: 0.5, target_rps: 2000 } },
+      { name: '(d) floor of (c): the same two hops with mutual TLS, no signing, checks or log', value: d.rps, unit: 'req/s', baseline: b.rps, baselineName: '(b) bare forwarding proxy', ratio: d.rps / b.rps, extra: { ...lat(d), secured_over_floor: c.rps / d.rps } },
     ];
   } finally {
     for (const ch of children) ch.kill('SIGTERM');
