@@ -1,0 +1,152 @@
+/**
+ * @module linkage/compare
+ * Normalisation of person-data values, the string comparators and the phonetic code, and the
+ * derived keys that blocking rules are built from. The comparators come from talisman (checked
+ * against published values in compare.test.ts); normalisation is ours because it encodes what
+ * an agency's extract looks like.
+ */
+import jaroWinklerImpl from 'talisman/metrics/jaro-winkler.js';
+import damerauLevenshteinImpl from 'talisman/metrics/damerau-levenshtein.js';
+import doubleMetaphoneImpl from 'talisman/phonetics/double-metaphone.js';
+import type { FieldKind } from './types.ts';
+
+/** Jaro-Winkler similarity (Winkler 1990), prefix scale 0.1, boost threshold 0.7. */
+export function jaroWinkler(a: string, b: string): number {
+  return a === b ? 1 : jaroWinklerImpl(a, b);
+}
+
+/**
+ * Damerau-Levenshtein distance in its optimal-string-alignment form (an adjacent transposition
+ * costs one; a substring is not edited twice), which is the form record-linkage tools use for
+ * transposed digits. Returns `Infinity` beyond `max`, so the common "far apart" case is cheap.
+ */
+export function damerauLevenshtein(a: string, b: string, max = Infinity): number {
+  if (a === b) return 0;
+  if (Math.abs(a.length - b.length) > max) return Infinity;
+  return max === Infinity ? damerauLevenshteinImpl(a, b) : damerauLevenshteinImpl.limited(max, a, b);
+}
+
+const dmCache = new Map<string, string>();
+/** Primary Double Metaphone code (Philips 2000); cached because names repeat heavily. */
+export function doubleMetaphone(word: string): string {
+  let code = dmCache.get(word);
+  if (code === undefined) {
+    code = word ? doubleMetaphoneImpl(word)[0] : '';
+    if (dmCache.size > 500_000) dmCache.clear();
+    dmCache.set(word, code);
+  }
+  return code;
+}
+
+function stripAccents(s: string): string {
+  return s.normalize('NFKD').replace(/[\u0300-\u036f]/g, '');
+}
+
+function nameNorm(v: string): string | null {
+  const s = stripAccents(v.toLowerCase()).replace(/[^a-z' -]/g, ' ').replace(/['-]/g, '').replace(/\s+/g, ' ').trim();
+  return s || null;
+}
+
+function textNorm(v: string): string | null {
+  const s = stripAccents(v.toLowerCase()).replace(/[^a-z0-9 ]/g, ' ').replace(/\s+/g, ' ').trim();
+  return s || null;
+}
+
+const DAYS_IN_MONTH = [31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+
+/**
+ * A date of birth as eight digits `YYYYMMDD`. Accepts `YYYYMMDD`, ISO `YYYY-MM-DD` and the UK's
+ * `DD/MM/YYYY`. A date with a plausible shape but an impossible day (a typo such as 19560931) is
+ * kept as digits: the comparison can still see that it is one keystroke from the right date.
+ */
+export function normaliseDob(v: string): string | null {
+  const s = v.trim();
+  let m = /^(\d{4})-?(\d{2})-?(\d{2})$/.exec(s);
+  if (m) return `${m[1]}${m[2]}${m[3]}`;
+  m = /^(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})$/.exec(s);
+  if (m) return `${m[3]}${m[2]!.padStart(2, '0')}${m[1]!.padStart(2, '0')}`;
+  return null;
+}
+
+/** Whether eight digits are a real calendar date (used by field detection, not by comparison). */
+export function isCalendarDate(d: string): boolean {
+  const y = Number(d.slice(0, 4));
+  const mo = Number(d.slice(4, 6));
+  const day = Number(d.slice(6, 8));
+  return y >= 1800 && y <= 2100 && mo >= 1 && mo <= 12 && day >= 1 && day <= DAYS_IN_MONTH[mo - 1]!;
+}
+
+/** Normalises one value of a field kind; null when nothing comparable is left. */
+export function normalise(kind: FieldKind, v: string | null): string | null {
+  if (v === null) return null;
+  switch (kind) {
+    case 'given_name':
+    case 'surname':
+    case 'full_name':
+      return nameNorm(v);
+    case 'dob':
+      return normaliseDob(v);
+    case 'postcode': {
+      const s = v.toUpperCase().replace(/[^A-Z0-9]/g, '');
+      return s || null;
+    }
+    case 'house_number': {
+      const s = v.toLowerCase().replace(/[^a-z0-9]/g, '');
+      return s || null;
+    }
+    case 'email': {
+      const s = v.trim().toLowerCase();
+      return s.includes('@') ? s : null;
+    }
+    case 'identifier': {
+      const s = v.toUpperCase().replace(/[^A-Z0-9]/g, '');
+      return s || null;
+    }
+    case 'sex': {
+      const s = v.trim().toLowerCase();
+      return s ? s[0]! : null;
+    }
+    case 'street':
+    case 'address':
+    case 'locality':
+      return textNorm(v);
+  }
+}
+
+/**
+ * The outward code of a UK postcode (`LS1 4AB` -> `LS1`): the postcode district. Other countries'
+ * short numeric postcodes have no such part and yield null.
+ */
+export function postcodeOutward(p: string): string | null {
+  return /^[A-Z]{1,2}\d[A-Z\d]?\d[A-Z]{2}$/.test(p) ? p.slice(0, -3) : null;
+}
+
+/** A derived blocking key, e.g. `surname:dm` or `dob:year`; `kind` alone is the value itself. */
+export function derive(kind: FieldKind, transform: string | undefined, v: string | null): string | null {
+  if (v === null) return null;
+  switch (transform) {
+    case undefined:
+      return v;
+    case 'dm': {
+      const c = doubleMetaphone(v.replace(/ /g, ''));
+      return c || null;
+    }
+    case 'first':
+      return v[0] ?? null;
+    case 'year':
+      return kind === 'dob' ? v.slice(0, 4) : null;
+    case 'monthday':
+      return kind === 'dob' ? v.slice(4, 8) : null;
+    case 'outward':
+      return kind === 'postcode' ? postcodeOutward(v) : null;
+    case 'local':
+      return kind === 'email' ? v.split('@')[0] || null : null;
+    default: {
+      const prefix = /^prefix(\d+)$/.exec(transform);
+      if (prefix) return v.length >= Number(prefix[1]) ? v.slice(0, Number(prefix[1])) : null;
+      throw new Error(`unknown blocking transform ${transform}`);
+    }
+  }
+}
+
+export const TRANSFORMS = ['dm', 'first', 'year', 'monthday', 'outward', 'local', 'prefixN'] as const;

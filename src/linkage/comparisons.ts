@@ -1,0 +1,189 @@
+/**
+ * @module linkage/comparisons
+ * The comparisons of person data, each with ordered levels from "null" (level 0: either side
+ * missing, no evidence either way) through the strictest agreement to "else" (the last level).
+ * The levels follow Splink's defaults for names, dates, postcodes and addresses; the thresholds
+ * are Winkler's (Jaro-Winkler 0.92 and 0.8 for names) and one or two edits for dates and codes.
+ */
+import { damerauLevenshtein, jaroWinkler, postcodeOutward } from './compare.ts';
+import type { FieldKind } from './types.ts';
+
+/** One side of a comparison: the normalised values of each field kind it has. */
+export interface Side {
+  n: number;
+  ids: string[];
+  values: Partial<Record<FieldKind, (string | null)[]>>;
+}
+
+export interface ComparisonDef {
+  name: string;
+  kinds: FieldKind[];
+  labels: string[];
+  /** The kind whose value's term frequency replaces u at the exact level (level 1). */
+  tfKind?: FieldKind;
+  /** Initial m for EM, per level (level 0 ignored). */
+  mStart: number[];
+  level(a: Side, i: number, b: Side, j: number): number;
+}
+
+function col(s: Side, k: FieldKind): (string | null)[] {
+  const v = s.values[k];
+  if (!v) throw new Error(`side has no ${k}`);
+  return v;
+}
+
+function nameLevels(kind: 'given_name' | 'surname', other: 'given_name' | 'surname'): ComparisonDef {
+  return {
+    name: kind,
+    kinds: [kind, other],
+    labels: ['null', 'exact', 'swapped with the other name', 'jaro-winkler >= 0.92', 'jaro-winkler >= 0.80', 'else'],
+    tfKind: kind,
+    mStart: [0, 0.75, 0.02, 0.12, 0.06, 0.05],
+    level(a, i, b, j) {
+      const x = col(a, kind)[i];
+      const y = col(b, kind)[j];
+      if (x == null || y == null) return 0;
+      if (x === y) return 1;
+      // Given and family names entered in each other's box: the commonest structural error in extracts.
+      if (x === col(b, other)[j] && y === col(a, other)[i]) return 2;
+      const s = jaroWinkler(x, y);
+      return s >= 0.92 ? 3 : s >= 0.8 ? 4 : 5;
+    },
+  };
+}
+
+function textLevels(name: string, kind: FieldKind, hi: number, lo: number, tf: boolean): ComparisonDef {
+  return {
+    name,
+    kinds: [kind],
+    labels: ['null', 'exact', `jaro-winkler >= ${hi}`, `jaro-winkler >= ${lo}`, 'else'],
+    ...(tf ? { tfKind: kind } : {}),
+    mStart: [0, 0.7, 0.15, 0.05, 0.1],
+    level(a, i, b, j) {
+      const x = col(a, kind)[i];
+      const y = col(b, kind)[j];
+      if (x == null || y == null) return 0;
+      if (x === y) return 1;
+      const s = jaroWinkler(x, y);
+      return s >= hi ? 2 : s >= lo ? 3 : 4;
+    },
+  };
+}
+
+const DOB: ComparisonDef = {
+  name: 'dob',
+  kinds: ['dob'],
+  labels: ['null', 'exact', 'one edit (typo or adjacent transposition)', 'day and month swapped', 'two edits', 'else'],
+  mStart: [0, 0.8, 0.1, 0.02, 0.03, 0.05],
+  level(a, i, b, j) {
+    const x = col(a, 'dob')[i];
+    const y = col(b, 'dob')[j];
+    if (x == null || y == null) return 0;
+    if (x === y) return 1;
+    const d = damerauLevenshtein(x, y, 2);
+    if (d <= 1) return 2;
+    if (x.slice(0, 4) === y.slice(0, 4) && x.slice(4, 6) === y.slice(6, 8) && x.slice(6, 8) === y.slice(4, 6)) return 3;
+    return d <= 2 ? 4 : 5;
+  },
+};
+
+const POSTCODE: ComparisonDef = {
+  name: 'postcode',
+  kinds: ['postcode'],
+  labels: ['null', 'exact', 'one edit', 'same district (outward code)', 'else'],
+  tfKind: 'postcode',
+  mStart: [0, 0.7, 0.1, 0.05, 0.15],
+  level(a, i, b, j) {
+    const x = col(a, 'postcode')[i];
+    const y = col(b, 'postcode')[j];
+    if (x == null || y == null) return 0;
+    if (x === y) return 1;
+    if (damerauLevenshtein(x, y, 1) <= 1) return 2;
+    const ox = postcodeOutward(x);
+    return ox !== null && ox === postcodeOutward(y) ? 3 : 4;
+  },
+};
+
+function codeLevels(name: string, kind: FieldKind): ComparisonDef {
+  return {
+    name,
+    kinds: [kind],
+    labels: ['null', 'exact', 'one edit', 'two edits', 'else'],
+    mStart: [0, 0.8, 0.1, 0.03, 0.07],
+    level(a, i, b, j) {
+      const x = col(a, kind)[i];
+      const y = col(b, kind)[j];
+      if (x == null || y == null) return 0;
+      if (x === y) return 1;
+      const d = damerauLevenshtein(x, y, 2);
+      return d <= 1 ? 2 : d <= 2 ? 3 : 4;
+    },
+  };
+}
+
+function exactLevels(name: string, kind: FieldKind): ComparisonDef {
+  return {
+    name,
+    kinds: [kind],
+    labels: ['null', 'exact', 'else'],
+    mStart: [0, 0.9, 0.1],
+    level(a, i, b, j) {
+      const x = col(a, kind)[i];
+      const y = col(b, kind)[j];
+      if (x == null || y == null) return 0;
+      return x === y ? 1 : 2;
+    },
+  };
+}
+
+const EMAIL: ComparisonDef = {
+  name: 'email',
+  kinds: ['email'],
+  labels: ['null', 'exact', 'same user name', 'jaro-winkler >= 0.88', 'else'],
+  mStart: [0, 0.7, 0.1, 0.1, 0.1],
+  level(a, i, b, j) {
+    const x = col(a, 'email')[i];
+    const y = col(b, 'email')[j];
+    if (x == null || y == null) return 0;
+    if (x === y) return 1;
+    if (x.slice(0, x.indexOf('@')) === y.slice(0, y.indexOf('@'))) return 2;
+    return jaroWinkler(x, y) >= 0.88 ? 3 : 4;
+  },
+};
+
+/** Every comparison the engine knows, by name; a model names the ones it uses. */
+export const COMPARISONS: Record<string, ComparisonDef> = {
+  given_name: nameLevels('given_name', 'surname'),
+  surname: nameLevels('surname', 'given_name'),
+  full_name: textLevels('full_name', 'full_name', 0.92, 0.8, true),
+  dob: DOB,
+  postcode: POSTCODE,
+  house_number: exactLevels('house_number', 'house_number'),
+  street: textLevels('street', 'street', 0.9, 0.8, true),
+  address: textLevels('address', 'address', 0.9, 0.8, true),
+  locality: textLevels('locality', 'locality', 0.92, 0.8, true),
+  email: EMAIL,
+  identifier: codeLevels('identifier', 'identifier'),
+  sex: exactLevels('sex', 'sex'),
+};
+
+/**
+ * The comparisons to use for two sides: every comparison whose kinds both sides have, preferring
+ * the split fields (given name and surname; house number and street) over the combined ones when
+ * both sides have them, so no evidence is counted twice.
+ */
+export function chooseComparisons(a: Side, b: Side): ComparisonDef[] {
+  const has = (k: FieldKind): boolean => a.values[k] !== undefined && b.values[k] !== undefined;
+  const out: ComparisonDef[] = [];
+  if (has('given_name') && has('surname')) out.push(COMPARISONS['given_name']!, COMPARISONS['surname']!);
+  else if (has('full_name')) out.push(COMPARISONS['full_name']!);
+  if (has('dob')) out.push(DOB);
+  if (has('identifier')) out.push(COMPARISONS['identifier']!);
+  if (has('house_number') && has('street')) out.push(COMPARISONS['house_number']!, COMPARISONS['street']!);
+  else if (has('address')) out.push(COMPARISONS['address']!);
+  if (has('locality')) out.push(COMPARISONS['locality']!);
+  if (has('postcode')) out.push(POSTCODE);
+  if (has('email')) out.push(EMAIL);
+  if (has('sex')) out.push(COMPARISONS['sex']!);
+  return out;
+}

@@ -1,0 +1,562 @@
+/**
+ * @module linkage/engine
+ * Fellegi-Sunter record linkage (Fellegi & Sunter, JASA 1969) trained without labels, as Splink
+ * does it:
+ *
+ * 1. each table's columns are mapped to field kinds and normalised;
+ * 2. blocking: a union of rules on derived keys yields the candidate pairs, each pair once (a
+ *    pair is credited to the first rule that produces it, the Splink convention), counted per
+ *    rule before anything is scored;
+ * 3. u (the chance that a non-matching pair lands on a level) from random pairs;
+ * 4. m (the same for matching pairs) and the share of matches among the blocked pairs by
+ *    expectation-maximisation over the blocked pairs' comparison patterns;
+ * 5. each pair's match weight = log2(prior odds) + sum of log2(m/u), with u replaced at the
+ *    exact level by the value's term frequency for names, towns, streets and postcodes (a shared
+ *    "Smith" is weaker evidence than a shared "Featherstonehaugh");
+ * 6. the pairs at or above the threshold probability, and for dedupe their clusters.
+ *
+ * Memory grows with the blocked pairs (16 bytes each), never with the square of the input.
+ */
+import { OnceOnlyError } from '../core/errors.ts';
+import { derive, normalise } from './compare.ts';
+import { chooseComparisons, COMPARISONS, type ComparisonDef, type Side } from './comparisons.ts';
+import { detectFields } from './detect.ts';
+import type { BlockingReport, BlockingRule, Explanation, FieldKind, FieldSpec, Model, ScoredPair, Table } from './types.ts';
+
+export { detectFields };
+
+export interface LinkOptions {
+  /** The left table's columns and their kinds; default {@link detectFields}. */
+  fields?: FieldSpec[];
+  /** The right table's; default {@link detectFields}. */
+  rightFields?: FieldSpec[];
+  /** Pairs with probability at or above this are returned; default 0.5. */
+  threshold?: number;
+  /** Seed of the random-pair sample; same seed, same model, same answer. Default 1. */
+  seed?: number;
+  /** Use this model instead of training one (fixed m and u). */
+  model?: Model;
+  /** Blocking rules instead of the defaults for the fields present. */
+  blocking?: BlockingRule[];
+  /** Labelled pairs: when given, m is estimated from the pairs labelled as matches instead of by EM. */
+  labels?: { leftId: string; rightId: string; match: boolean }[];
+  /** Random pairs sampled to estimate u; default 1,000,000. */
+  randomPairs?: number;
+  /** Refuse to run past this many blocked pairs (a rule that blocks on a near-constant key); default 200,000,000. */
+  maxPairs?: number;
+  onProgress?: (phase: string, done: number, total: number) => void;
+  /** Called once blocking has counted its pairs, before any scoring. */
+  onBlocking?: (report: BlockingReport[]) => void;
+}
+
+export interface LinkResult {
+  pairs: ScoredPair[];
+  model: Model;
+  blocking: BlockingReport[];
+  /** Pairs scored (all blocked pairs). */
+  compared: number;
+  fields: FieldSpec[];
+  rightFields: FieldSpec[];
+  notes: string[];
+}
+
+export const KINDS: readonly FieldKind[] = ['given_name', 'surname', 'full_name', 'dob', 'postcode', 'house_number', 'street', 'address', 'locality', 'email', 'identifier', 'sex'];
+
+/** Builds one side: each field's normalised values, plus the combined fields derivable from split ones. */
+export function makeSide(table: Table, fields: FieldSpec[]): Side {
+  const values: Side['values'] = {};
+  for (const f of fields) {
+    if (!KINDS.includes(f.kind)) throw new OnceOnlyError('invalid_request', `${f.kind} is not a field kind (column ${f.column} of ${table.source})`, { file: table.source, field: f.column, expected: KINDS.join(', ') });
+    const c = table.columns.indexOf(f.column);
+    if (c < 0) throw new OnceOnlyError('invalid_request', `${table.source} has no column ${f.column}`, { file: table.source, field: f.column, expected: `one of ${table.columns.join(', ')}` });
+    if (values[f.kind]) throw new OnceOnlyError('invalid_request', `two columns of ${table.source} are mapped to ${f.kind}`, { file: table.source, field: f.column, expected: 'at most one column per field kind' });
+    values[f.kind] = table.rows.map((r) => normalise(f.kind, r[c] ?? null));
+  }
+  const n = table.rows.length;
+  const g = values.given_name;
+  const s = values.surname;
+  if (!values.full_name && g && s) values.full_name = Array.from({ length: n }, (_, i) => [g[i], s[i]].filter(Boolean).join(' ') || null);
+  const st = values.street;
+  const hn = values.house_number;
+  if (!values.address && st) values.address = Array.from({ length: n }, (_, i) => (st[i] ? [hn?.[i], st[i]].filter(Boolean).join(' ') : null));
+  return { n, ids: table.ids, values };
+}
+
+/** The default blocking rules for person data, each kept only when both sides have its fields. */
+export const DEFAULT_BLOCKING: BlockingRule[] = [
+  { name: 'identifier', keys: ['identifier'] },
+  { name: 'dob', keys: ['dob'] },
+  { name: 'email', keys: ['email'] },
+  { name: 'given_name:dm + surname:dm + dob:year', keys: ['given_name:dm', 'surname:dm', 'dob:year'] },
+  { name: 'given_name:dm + surname:dm + postcode', keys: ['given_name:dm', 'surname:dm', 'postcode'] },
+  { name: 'surname:dm + dob:monthday', keys: ['surname:dm', 'dob:monthday'] },
+  { name: 'given_name:dm + dob:monthday', keys: ['given_name:dm', 'dob:monthday'] },
+  { name: 'postcode + surname:first', keys: ['postcode', 'surname:first'] },
+  { name: 'full_name:dm + locality', keys: ['full_name:dm', 'locality'] },
+];
+
+function parseKey(k: string): { kind: FieldKind; transform: string | undefined } {
+  const [kind, transform] = k.split(':') as [FieldKind, string | undefined];
+  return { kind, transform };
+}
+
+/** Each record's blocking key for a rule: the rule's derived keys joined, or null if any is missing. */
+function ruleKeys(side: Side, rule: BlockingRule): (string | null)[] {
+  const parts = rule.keys.map(parseKey);
+  const out: (string | null)[] = new Array<string | null>(side.n);
+  for (let i = 0; i < side.n; i++) {
+    let key = '';
+    for (let p = 0; p < parts.length; p++) {
+      const { kind, transform } = parts[p]!;
+      const d = derive(kind, transform, side.values[kind]![i] ?? null);
+      if (d === null) {
+        key = '';
+        break;
+      }
+      key += (p ? '\u0001' : '') + d;
+    }
+    out[i] = key === '' ? null : key;
+  }
+  return out;
+}
+
+
+/** Parses `surname:dm+dob:year` into a rule, naming the part that is wrong. */
+export function parseBlockingRule(text: string): BlockingRule {
+  const keys = text.split('+').map((k) => k.trim());
+  for (const k of keys) {
+    const { kind, transform } = parseKey(k);
+    if (!KINDS.includes(kind)) throw new OnceOnlyError('invalid_request', `blocking rule "${text}": ${kind} is not a field kind`, { field: 'blocking', expected: KINDS.join(', ') });
+    try {
+      derive(kind, transform, 'x');
+    } catch {
+      throw new OnceOnlyError('invalid_request', `blocking rule "${text}": ${transform} is not a key transform`, { field: 'blocking', expected: 'dm, first, year, monthday, outward, local or prefixN (e.g. prefix3)' });
+    }
+  }
+  return { name: keys.join(' + '), keys };
+}
+
+function usableRules(a: Side, b: Side, rules: BlockingRule[]): BlockingRule[] {
+  return rules.filter((r) => r.keys.every((k) => {
+    const { kind } = parseKey(k);
+    return a.values[kind] !== undefined && b.values[kind] !== undefined;
+  }));
+}
+
+/** A growable store of pairs: left and right indices and their comparison pattern. */
+class PairStore {
+  left = new Int32Array(1 << 16);
+  right = new Int32Array(1 << 16);
+  pattern = new Float64Array(1 << 16);
+  size = 0;
+  push(i: number, j: number): void {
+    if (this.size === this.left.length) {
+      const grow = <T extends Int32Array | Float64Array>(a: T): T => {
+        const b = new (a.constructor as new (n: number) => T)(a.length * 2);
+        b.set(a);
+        return b;
+      };
+      this.left = grow(this.left);
+      this.right = grow(this.right);
+      this.pattern = grow(this.pattern);
+    }
+    this.left[this.size] = i;
+    this.right[this.size++] = j;
+  }
+}
+
+/**
+ * Enumerates the blocked pairs. With `dedupe`, a and b are the same side and only i < j is kept.
+ * A pair is kept by rule r only if no earlier rule's keys agree on it, so each pair appears once.
+ */
+function block(a: Side, b: Side, rules: BlockingRule[], dedupe: boolean, maxPairs: number, progress?: LinkOptions['onProgress']): { pairs: PairStore; report: BlockingReport[] } {
+  const keysA = rules.map((r) => ruleKeys(a, r));
+  const keysB = dedupe ? keysA : rules.map((r) => ruleKeys(b, r));
+  const pairs = new PairStore();
+  const report: BlockingReport[] = [];
+  const seenEarlier = (r: number, i: number, j: number): boolean => {
+    for (let q = 0; q < r; q++) {
+      const k = keysA[q]![i];
+      if (k !== null && k === keysB[q]![j]) return true;
+    }
+    return false;
+  };
+  rules.forEach((rule, r) => {
+    const index = new Map<string, number[]>();
+    const kb = keysB[r]!;
+    for (let j = 0; j < b.n; j++) {
+      const k = kb[j];
+      if (k === null || k === undefined) continue;
+      const list = index.get(k);
+      if (list) list.push(j);
+      else index.set(k, [j]);
+    }
+    let count = 0;
+    const ka = keysA[r]!;
+    for (let i = 0; i < a.n; i++) {
+      const k = ka[i];
+      if (k === null || k === undefined) continue;
+      const list = index.get(k);
+      if (!list) continue;
+      for (const j of list) {
+        if (dedupe && j <= i) continue;
+        if (seenEarlier(r, i, j)) continue;
+        pairs.push(i, j);
+        count++;
+      }
+      if (pairs.size > maxPairs) {
+        throw new OnceOnlyError('invalid_request', `blocking rule "${rule.name}" produces more than ${maxPairs.toLocaleString('en-GB')} pairs; use a more specific rule`, { field: 'blocking', expected: 'rules on keys specific enough to keep the pairs within maxPairs', rule: rule.name });
+      }
+      if ((i & 0xffff) === 0) progress?.('blocking', r * a.n + i, rules.length * a.n);
+    }
+    report.push({ rule: rule.name, pairs: count });
+  });
+  return { pairs, report };
+}
+
+/** Mulberry32: a small, well-distributed seeded PRNG, so the random-pair sample repeats for a seed. */
+function prng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const BASE = 8;
+
+function patternOf(comps: ComparisonDef[], a: Side, i: number, b: Side, j: number): number {
+  let p = 0;
+  for (let k = comps.length - 1; k >= 0; k--) p = p * BASE + comps[k]!.level(a, i, b, j);
+  return p;
+}
+
+function levelsOf(pattern: number, count: number): number[] {
+  const out: number[] = [];
+  let p = pattern;
+  for (let k = 0; k < count; k++) {
+    out.push(p % BASE);
+    p = Math.floor(p / BASE);
+  }
+  return out;
+}
+
+function totalPairs(a: Side, b: Side, dedupe: boolean): number {
+  return dedupe ? (a.n * (a.n - 1)) / 2 : a.n * b.n;
+}
+
+/** Level shares among non-null levels, smoothed so that no level has probability zero. */
+function shares(counts: number[]): number[] {
+  const total = counts.slice(1).reduce((x, y) => x + y, 0);
+  const L = counts.length - 1;
+  return counts.map((c, l) => (l === 0 ? 0 : (c + 0.5) / (total + 0.5 * L)));
+}
+
+/** u per comparison level from random pairs (all pairs when there are few enough). */
+function estimateU(comps: ComparisonDef[], a: Side, b: Side, dedupe: boolean, samples: number, seed: number): number[][] {
+  const counts = comps.map((c) => new Array<number>(c.labels.length).fill(0));
+  const all = totalPairs(a, b, dedupe);
+  const add = (i: number, j: number): void => {
+    comps.forEach((c, k) => counts[k]![c.level(a, i, b, j)]!++);
+  };
+  if (all <= samples) {
+    for (let i = 0; i < a.n; i++) for (let j = dedupe ? i + 1 : 0; j < b.n; j++) add(i, j);
+  } else {
+    const rand = prng(seed);
+    for (let s = 0; s < samples; s++) {
+      const i = Math.floor(rand() * a.n);
+      let j = Math.floor(rand() * b.n);
+      if (dedupe && j === i) j = (j + 1) % b.n;
+      add(i, j);
+    }
+  }
+  return counts.map(shares);
+}
+
+interface EmResult {
+  lambda: number;
+  m: number[][];
+  iterations: number;
+  converged: boolean;
+}
+
+/**
+ * EM over the comparison patterns of the blocked pairs (Winkler 1988; Splink's "estimate
+ * parameters using expectation maximisation"). u is re-estimated inside EM for the blocked
+ * population, because blocked non-matches agree far more often than random ones; only m and the
+ * match share are kept from it, u for scoring comes from the random sample.
+ */
+function em(comps: ComparisonDef[], patterns: Map<number, number>, uStart: number[][], maxIter = 200, tol = 1e-7): EmResult {
+  const K = comps.length;
+  let m = comps.map((c) => shares(c.mStart.map((x) => x * 1000)));
+  let u = uStart.map((row) => row.slice());
+  let lambda = 0.1;
+  const entries = [...patterns.entries()].map(([p, c]) => ({ levels: levelsOf(p, K), count: c }));
+  let N = 0;
+  for (const e of entries) N += e.count;
+  let iterations = 0;
+  let converged = false;
+  for (; iterations < maxIter && !converged; iterations++) {
+    const mc = comps.map((c) => new Array<number>(c.labels.length).fill(0));
+    const uc = comps.map((c) => new Array<number>(c.labels.length).fill(0));
+    let matches = 0;
+    for (const e of entries) {
+      let pm = lambda;
+      let pu = 1 - lambda;
+      for (let k = 0; k < K; k++) {
+        const l = e.levels[k]!;
+        if (l === 0) continue;
+        pm *= m[k]![l]!;
+        pu *= u[k]![l]!;
+      }
+      const w = pm / (pm + pu);
+      matches += w * e.count;
+      for (let k = 0; k < K; k++) {
+        const l = e.levels[k]!;
+        mc[k]![l]! += w * e.count;
+        uc[k]![l]! += (1 - w) * e.count;
+      }
+    }
+    const newM = mc.map(shares);
+    const newU = uc.map(shares);
+    const newLambda = Math.min(Math.max(matches / N, 1e-9), 1 - 1e-9);
+    let delta = Math.abs(newLambda - lambda);
+    for (let k = 0; k < K; k++) for (let l = 1; l < newM[k]!.length; l++) delta = Math.max(delta, Math.abs(newM[k]![l]! - m[k]![l]!));
+    m = newM;
+    u = newU;
+    lambda = newLambda;
+    converged = delta < tol;
+  }
+  return { lambda, m, iterations, converged };
+}
+
+/** Term frequencies of a kind's values over both sides: value -> share of the records that have one. */
+function termFrequencies(kind: FieldKind, a: Side, b: Side, dedupe: boolean): Record<string, number> {
+  const counts = new Map<string, number>();
+  let total = 0;
+  for (const s of dedupe ? [a] : [a, b]) {
+    for (const v of s.values[kind] ?? []) {
+      if (v === null) continue;
+      counts.set(v, (counts.get(v) ?? 0) + 1);
+      total++;
+    }
+  }
+  const out: Record<string, number> = {};
+  for (const [v, c] of counts) if (c > 1) out[v] = c / total;
+  // Values seen once cannot agree across a pair of distinct records from the same file; their
+  // frequency when they do agree (one in each file) is 2/total, recorded once as the floor.
+  out['\u0000min'] = 1 / Math.max(total, 1);
+  return out;
+}
+
+function tfShare(tf: Record<string, number>, v: string): number {
+  return tf[v] ?? 2 * tf['\u0000min']!;
+}
+
+/** Weights per pattern, before term-frequency adjustments. */
+function patternWeight(model: Model, levels: number[]): number {
+  let w = Math.log2(model.lambda / (1 - model.lambda));
+  model.comparisons.forEach((c, k) => {
+    const l = levels[k]!;
+    if (l === 0) return;
+    w += Math.log2(c.levels[l]!.m / c.levels[l]!.u);
+  });
+  return w;
+}
+
+function comparisonDefs(model: Model): ComparisonDef[] {
+  return model.comparisons.map((c) => {
+    const def = COMPARISONS[c.name];
+    if (!def) throw new OnceOnlyError('invalid_request', `the model names an unknown comparison ${c.name}`, { field: 'model.comparisons', expected: Object.keys(COMPARISONS).join(', ') });
+    return def;
+  });
+}
+
+function toProbability(w: number): number {
+  const odds = 2 ** w;
+  return Number.isFinite(odds) ? odds / (1 + odds) : 1;
+}
+
+/** A pair's weight: pattern weight plus the term-frequency adjustment at each exact tf level. */
+function pairWeight(model: Model, defs: ComparisonDef[], base: number, levels: number[], a: Side, i: number): number {
+  let w = base;
+  for (let k = 0; k < defs.length; k++) {
+    const d = defs[k]!;
+    if (!d.tfKind || levels[k] !== 1 || !model.comparisons[k]!.tf) continue;
+    const v = a.values[d.tfKind]![i];
+    const tf = model.tf[d.name];
+    if (v == null || !tf) continue;
+    // Splink's tf adjustment: log2(u_exact / tf(value)) on top of log2(m_exact / u_exact).
+    w += Math.log2(model.comparisons[k]!.levels[1]!.u / tfShare(tf, v));
+  }
+  return w;
+}
+
+function sidesFor(left: Table, right: Table | null, opts: LinkOptions): { a: Side; b: Side; fields: FieldSpec[]; rightFields: FieldSpec[]; notes: string[] } {
+  const notes: string[] = [];
+  let fields = opts.fields;
+  if (!fields) {
+    const d = detectFields(left);
+    fields = d.fields;
+    notes.push(...d.notes.map((n) => `${left.source}: ${n}`));
+  }
+  let rightFields = right ? opts.rightFields : fields;
+  if (right && !rightFields) {
+    const d = detectFields(right);
+    rightFields = d.fields;
+    notes.push(...d.notes.map((n) => `${right.source}: ${n}`));
+  }
+  const a = makeSide(left, fields);
+  const b = right ? makeSide(right, rightFields!) : a;
+  return { a, b, fields, rightFields: rightFields!, notes };
+}
+
+/** Trains a model on two sides (or one, for dedupe) without labels, or with labels for m. */
+function train(a: Side, b: Side, dedupe: boolean, comps: ComparisonDef[], pairs: PairStore, opts: LinkOptions): Model {
+  const seed = opts.seed ?? 1;
+  const samples = opts.randomPairs ?? 1_000_000;
+  opts.onProgress?.('estimating u from random pairs', 0, 1);
+  const u = estimateU(comps, a, b, dedupe, samples, seed);
+  const patterns = new Map<number, number>();
+  for (let p = 0; p < pairs.size; p++) patterns.set(pairs.pattern[p]!, (patterns.get(pairs.pattern[p]!) ?? 0) + 1);
+  opts.onProgress?.('estimating m by EM', 0, 1);
+  const fit = em(comps, patterns, u);
+  let m = fit.m;
+  let mSource = `EM over ${pairs.size} blocked pairs, ${fit.iterations} iterations${fit.converged ? '' : ' (not converged)'}`;
+  if (opts.labels?.length) {
+    const idxA = new Map(a.ids.map((id, i) => [id, i]));
+    const idxB = dedupe ? idxA : new Map(b.ids.map((id, i) => [id, i]));
+    const counts = comps.map((c) => new Array<number>(c.labels.length).fill(0));
+    let used = 0;
+    for (const l of opts.labels) {
+      if (!l.match) continue;
+      const i = idxA.get(l.leftId);
+      const j = idxB.get(l.rightId);
+      if (i === undefined || j === undefined) continue;
+      comps.forEach((c, k) => counts[k]![c.level(a, i, b, j)]!++);
+      used++;
+    }
+    if (used === 0) throw new OnceOnlyError('invalid_request', 'none of the labelled matches names a record in the input', { field: 'labels', expected: 'pairs of record ids present in the input files' });
+    m = counts.map(shares);
+    mSource = `${used} labelled matching pairs`;
+  }
+  // The match share among blocked pairs, spread over all pairs, is the prior: blocking is built to
+  // keep (nearly) every match, so the matches counted among blocked pairs are (nearly) all there are.
+  const lambda = Math.min(Math.max((fit.lambda * pairs.size) / Math.max(totalPairs(a, b, dedupe), 1), 1e-12), 0.5);
+  const model: Model = {
+    version: 1,
+    lambda,
+    comparisons: comps.map((c, k) => ({
+      name: c.name,
+      kinds: c.kinds,
+      tf: c.tfKind !== undefined,
+      levels: c.labels.map((label, l) => ({ label, m: m[k]![l]!, u: u[k]![l]! })),
+    })),
+    tf: {},
+    training: {
+      u: `${Math.min(samples, totalPairs(a, b, dedupe))} random pairs, seed ${seed}`,
+      m: mSource,
+      lambda: `EM match share ${fit.lambda.toPrecision(4)} among ${pairs.size} blocked pairs out of ${totalPairs(a, b, dedupe)}`,
+    },
+  };
+  for (const c of comps) if (c.tfKind) model.tf[c.name] = termFrequencies(c.tfKind, a, b, dedupe);
+  return model;
+}
+
+/**
+ * Links `left` to `right`, or deduplicates `left` when `right` is null. Deterministic for a seed.
+ */
+export function link(left: Table, right: Table | null, opts: LinkOptions = {}): LinkResult {
+  const threshold = opts.threshold ?? 0.5;
+  if (!(threshold >= 0 && threshold <= 1)) throw new OnceOnlyError('invalid_request', `threshold must be a probability between 0 and 1, not ${threshold}`, { field: 'threshold', expected: 'a number from 0 to 1' });
+  const dedupe = right === null;
+  const { a, b, fields, rightFields, notes } = sidesFor(left, right, opts);
+  const comps = opts.model ? comparisonDefs(opts.model) : chooseComparisons(a, b);
+  for (const c of comps) for (const k of c.kinds) {
+    if (!a.values[k] || !b.values[k]) throw new OnceOnlyError('invalid_request', `the ${c.name} comparison needs a ${k} column on both sides`, { field: k, expected: 'a column of that kind in each input' });
+  }
+  if (comps.length === 0) {
+    throw new OnceOnlyError('invalid_request', `no column of ${left.source}${right ? ` and ${right.source}` : ''} can be compared: name, date of birth, address, postcode, email or identifier columns were expected`, { file: left.source, field: 'columns', expected: 'recognisable person-data headers, or --fields', columns: left.columns });
+  }
+  for (const r of opts.blocking ?? []) parseBlockingRule(r.keys.join('+'));
+  const rules = usableRules(a, b, opts.blocking ?? DEFAULT_BLOCKING);
+  if (rules.length === 0) throw new OnceOnlyError('invalid_request', 'no blocking rule can be applied to these columns', { field: 'blocking', expected: 'rules whose keys name kinds both inputs have' });
+  const { pairs, report } = block(a, b, rules, dedupe, opts.maxPairs ?? 200_000_000, opts.onProgress);
+  opts.onBlocking?.(report);
+  for (let p = 0; p < pairs.size; p++) {
+    pairs.pattern[p] = patternOf(comps, a, pairs.left[p]!, b, pairs.right[p]!);
+    if ((p & 0xffff) === 0) opts.onProgress?.('comparing', p, pairs.size);
+  }
+  const model = opts.model ?? train(a, b, dedupe, comps, pairs, opts);
+  const baseByPattern = new Map<number, number>();
+  const out: ScoredPair[] = [];
+  for (let p = 0; p < pairs.size; p++) {
+    const pat = pairs.pattern[p]!;
+    let base = baseByPattern.get(pat);
+    const levels = levelsOf(pat, comps.length);
+    if (base === undefined) {
+      base = patternWeight(model, levels);
+      baseByPattern.set(pat, base);
+    }
+    const i = pairs.left[p]!;
+    const j = pairs.right[p]!;
+    const w = pairWeight(model, comps, base, levels, a, i);
+    const prob = toProbability(w);
+    if (prob >= threshold) out.push({ left: i, right: j, leftId: a.ids[i]!, rightId: b.ids[j]!, weight: w, probability: prob });
+    if ((p & 0xffff) === 0) opts.onProgress?.('scoring', p, pairs.size);
+  }
+  out.sort((x, y) => x.left - y.left || y.probability - x.probability || x.right - y.right);
+  return { pairs: out, model, blocking: report, compared: pairs.size, fields, rightFields, notes };
+}
+
+/** Each comparison's level and its contribution to the weight for one pair: Splink's waterfall. */
+export function explain(model: Model, left: Table, leftIndex: number, right: Table, rightIndex: number, opts: { fields?: FieldSpec[]; rightFields?: FieldSpec[] } = {}): Explanation {
+  const fields = opts.fields ?? detectFields(left).fields;
+  const rightFields = opts.rightFields ?? (left === right ? fields : detectFields(right).fields);
+  const a = makeSide(left, fields);
+  const b = left === right && rightFields === fields ? a : makeSide(right, rightFields);
+  for (const [side, idx, name] of [[a, leftIndex, 'left'], [b, rightIndex, 'right']] as const) {
+    if (!Number.isInteger(idx) || idx < 0 || idx >= side.n) throw new OnceOnlyError('not_found', `no ${name} record at index ${idx}`, { field: name, expected: `0 to ${side.n - 1}` });
+  }
+  const defs = comparisonDefs(model);
+  const prior = Math.log2(model.lambda / (1 - model.lambda));
+  let weight = prior;
+  const steps = defs.map((d, k) => {
+    const c = model.comparisons[k]!;
+    const l = d.level(a, leftIndex, b, rightIndex);
+    const kind = d.kinds[0]!;
+    let w = l === 0 ? 0 : Math.log2(c.levels[l]!.m / c.levels[l]!.u);
+    let u = c.levels[l]!.u;
+    const v = a.values[kind]?.[leftIndex] ?? null;
+    if (l === 1 && c.tf && d.tfKind && v !== null && model.tf[c.name]) {
+      u = tfShare(model.tf[c.name]!, v);
+      w = Math.log2(c.levels[1]!.m / u);
+    }
+    weight += w;
+    return { comparison: c.name, level: c.levels[l]!.label, left: v, right: b.values[kind]?.[rightIndex] ?? null, weight: w, m: c.levels[l]!.m, u };
+  });
+  return { leftId: a.ids[leftIndex]!, rightId: b.ids[rightIndex]!, prior, steps, weight, probability: toProbability(weight) };
+}
+
+/** Connected components of the matched pairs (union-find with path halving): a cluster id per row. */
+export function clusters(size: number, pairs: readonly ScoredPair[]): Int32Array {
+  const parent = new Int32Array(size);
+  for (let i = 0; i < size; i++) parent[i] = i;
+  const find = (x: number): number => {
+    while (parent[x] !== x) {
+      parent[x] = parent[parent[x]!]!;
+      x = parent[x]!;
+    }
+    return x;
+  };
+  for (const p of pairs) {
+    const x = find(p.left);
+    const y = find(p.right);
+    if (x !== y) parent[Math.max(x, y)] = Math.min(x, y);
+  }
+  for (let i = 0; i < size; i++) parent[i] = find(i);
+  return parent;
+}
