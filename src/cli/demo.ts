@@ -39,7 +39,7 @@ export function registerDemoCommand(program: Command): void {
           say,
         });
         if (opts.json) {
-          process.stdout.write(`${JSON.stringify({ endpoints: demo.endpoints, examples: demo.examples })}\n`);
+          process.stdout.write(`${JSON.stringify({ endpoints: demo.endpoints, examples: demo.examples, extracts: demo.extracts })}\n`);
         } else {
           const out = process.stdout;
           out.write('\nonceonly demo is running (Ctrl-C to stop)\n\n');
@@ -49,7 +49,8 @@ export function registerDemoCommand(program: Command): void {
             const h = Object.entries(ex.headers).filter(([k]) => k !== 'accept').map(([k, v]) => ` -H '${k}: ${v}'`).join('');
             out.write(`  # ${ex.description}\n  curl -s${h} '${ex.url}'\n`);
           }
-          out.write(`\nCheck a form for questions that re-collect mastered data:\n  npx onceonly catalogue check examples/forms/resident-parking-permit.yaml\n\n`);
+          out.write(`\nCheck a form for questions that re-collect mastered data:\n  npx onceonly catalogue check examples/forms/resident-parking-permit.yaml\n`);
+          out.write(`\nAudit three agencies' copies of the register (extracts in ${demo.extracts.dir}):\n  ${demo.extracts.command}\n\n`);
         }
         let stopping = false;
         const stop = (signal: string): void => {

@@ -96,7 +96,7 @@ export function formatExplanation(e: Explanation): string {
   return rows.join('\n');
 }
 
-async function runLink(o: LinkCliOptions): Promise<void> {
+function runLink(o: LinkCliOptions): void {
   if (o.clusters && o.right) throw new OnceOnlyError('invalid_request', '--clusters applies when deduplicating one file (no --right)', { field: '--clusters', expected: 'no --right' });
   const left = readTable(o.left, { idColumn: o.id });
   const right = o.right ? readTable(o.right, { idColumn: o.rightId ?? o.id }) : null;
@@ -190,9 +190,9 @@ export function registerLinkCommand(program: Command): void {
     .option('--explain <left,right>', 'print how a pair\'s weight is made up (repeatable)', collect, [])
     .option('--json', 'print the summary as JSON')
     .option('--quiet', 'no progress bar or notes')
-    .action(async (o: LinkCliOptions) => {
+    .action((o: LinkCliOptions) => {
       try {
-        await runLink(o);
+        runLink(o);
       } catch (e) {
         process.exitCode = reportError(e);
       }

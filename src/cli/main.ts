@@ -9,6 +9,8 @@ import { registerRegistryCommands } from './registry.ts';
 import { registerCatalogueCommands } from './catalogue.ts';
 import { registerCentralCommands } from './central.ts';
 import { registerGatewayCommands } from './gateway.ts';
+import { registerAuditCommand } from './audit.ts';
+import { registerLinkCommand } from './link.ts';
 import { openCliStore, reportError } from './common.ts';
 import { migrate } from '../store/db.ts';
 
@@ -39,5 +41,7 @@ registerRegistryCommands(program);
 registerCatalogueCommands(program);
 registerCentralCommands(program);
 registerGatewayCommands(program);
+registerAuditCommand(program);
+registerLinkCommand(program);
 
 await program.parseAsync(process.argv);

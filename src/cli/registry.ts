@@ -12,6 +12,9 @@ import { clearRegistries, populate, populationStatus } from '../registry/populat
 import type { Store } from '../store/db.ts';
 import type { LoadResult } from '../registry/load.ts';
 import { intOption, openCliStore, packagePath, reportError } from './common.ts';
+import { registerFromStore } from '../audit/register.ts';
+import { writeExtracts } from '../audit/extracts.ts';
+import { auditRoutes } from '../audit/routes.ts';
 
 /** Generates into `store` with a progress bar on stderr (hidden when stderr is not a terminal). */
 export async function generateWithProgress(store: Store, people: number, seed: number | undefined): Promise<LoadResult> {
@@ -38,7 +41,8 @@ export function registerRegistryCommands(program: Command): void {
     .option('--people <n>', 'how many people', intOption('people', 1, 10_000_000), 10_000)
     .option('--seed <n>', 'random seed (same seed, same population)', intOption('seed', 0, 2 ** 31 - 1), 1)
     .option('--replace', 'delete the registries\' current records first')
-    .action(async (opts: { data: string; people: number; seed: number; replace?: boolean }) => {
+    .option('--extracts <dir>', 'also write three agencies\' damaged extracts of the register (CSV) and their truth (JSON) into DIR, for `onceonly audit`')
+    .action(async (opts: { data: string; people: number; seed: number; replace?: boolean; extracts?: string }) => {
       const store = await openCliStore(opts);
       try {
         const status = await populationStatus(store);
@@ -50,6 +54,11 @@ export function registerRegistryCommands(program: Command): void {
         const r = await generateWithProgress(store, opts.people, opts.seed);
         const s = (performance.now() - t0) / 1000;
         process.stdout.write(`loaded ${r.people} people, ${r.addresses} addresses, ${r.companies} companies (${r.facts} facts) into ${store.location} in ${s.toFixed(1)} s\n`);
+        if (opts.extracts) {
+          const w = writeExtracts(opts.extracts, await registerFromStore(store.db), { seed: opts.seed });
+          for (const f of w.files) process.stdout.write(`wrote ${f.path} (${f.rows} rows, ${f.name})\n`);
+          process.stdout.write(`wrote ${w.truthFile} (what was done to each row; not for the audit)\n`);
+        }
       } catch (e) {
         process.exitCode = reportError(e);
       } finally {
@@ -73,6 +82,8 @@ export function registerRegistryCommands(program: Command): void {
         const store = await openCliStore(opts);
         const regs = createRegistries(store.db, loadCatalogue(packagePath('config/catalogue.yaml')));
         const app = await createRegistryServer(regs[name as keyof Registries], opts.token ? { token: opts.token } : {});
+        // The duplication audit needs the whole population register, so it is served beside it.
+        if (name === 'population') auditRoutes(app, { db: store.db, source: `population register at ${store.location}` });
         const url = await app.listen({ port: opts.port, host: opts.host });
         process.stdout.write(`${name} register listening on ${url}\n`);
         const stop = (): void => {

@@ -28,6 +28,8 @@ import type { App } from '../core/http.ts';
 import type { LoadResult } from '../registry/load.ts';
 import { packagePath } from '../cli/common.ts';
 import { freePort } from './ports.ts';
+import { registerFromStore } from '../audit/register.ts';
+import { AGENCIES, TRUTH_FILE, writeExtracts } from '../audit/extracts.ts';
 
 export interface DemoOptions {
   dataDir: string;
@@ -62,9 +64,19 @@ export interface Endpoint {
   openapi?: string;
 }
 
+/** The agencies' extracts written for the duplication audit, and the command that audits them. */
+export interface DemoExtracts {
+  dir: string;
+  files: string[];
+  /** What the generator did to each row (for checking the audit, not for it). */
+  truth: string;
+  command: string;
+}
+
 export interface RunningDemo {
   endpoints: Endpoint[];
   examples: ExampleRequest[];
+  extracts: DemoExtracts;
   stop(): Promise<void>;
 }
 
@@ -218,6 +230,21 @@ export async function startDemo(opts: DemoOptions): Promise<RunningDemo> {
       say(`using the ${status.people} people already in ${store.location}`);
     }
 
+    // Written once, from whatever population the store holds; the truth file is written last, so
+    // its absence means the extracts are missing or were interrupted.
+    const extractDir = join(dir, 'extracts');
+    if (!existsSync(join(extractDir, TRUTH_FILE))) {
+      say(`writing three agencies' extracts for the duplication audit into ${extractDir}`);
+      writeExtracts(extractDir, await registerFromStore(store.db), { seed: 1 });
+    }
+    const extractFiles = AGENCIES.map((a) => join(extractDir, `${a.key}.csv`));
+    const extracts: DemoExtracts = {
+      dir: extractDir,
+      files: extractFiles,
+      truth: join(extractDir, TRUTH_FILE),
+      command: `npx onceonly audit ${extractFiles.join(' ')} --data ${dir} --out-html ${join(dir, 'audit-report.html')} --out-json ${join(dir, 'audit-report.json')}`,
+    };
+
     central = await Central.open({ dir: join(dir, 'central') });
     const centralApp = await createCentralServer(central);
     apps.push(centralApp);
@@ -254,7 +281,7 @@ export async function startDemo(opts: DemoOptions): Promise<RunningDemo> {
       const text = await res.text();
       if (res.status !== 200) throw new Error(`demo self-check failed: ${ex.description} answered ${res.status}: ${text.slice(0, 300)}`);
     }
-    return { endpoints, examples, stop };
+    return { endpoints, examples, extracts, stop };
   } catch (e) {
     await stop();
     throw e;

@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import nysiis from 'talisman/phonetics/nysiis.js';
-import { damerauLevenshtein, derive, doubleMetaphone, jaroWinkler, normalise, normaliseDob, postcodeOutward } from './compare.ts';
+import fc from 'fast-check';
+import { damerauLevenshtein, derive, doubleMetaphone, jaroWinkler, jaroWinklerReference, normalise, normaliseDob, postcodeOutward } from './compare.ts';
 
 test('Jaro-Winkler agrees with the values Winkler (1990) and the literature publish', () => {
   // Winkler's worked examples, prefix scale 0.1: MARTHA/MARHTA 0.961, DWAYNE/DUANE 0.840, DIXON/DICKSONX 0.813.
@@ -63,4 +64,15 @@ test('blocking keys derive from normalised values', () => {
   assert.equal(derive('email', 'local', 'a.b@c.org'), 'a.b');
   assert.equal(derive('surname', 'dm', null), null);
   assert.throws(() => derive('surname', 'soundex', 'smith'), /unknown blocking transform/);
+});
+
+test('the allocation-free Jaro-Winkler agrees with talisman\'s on random strings', () => {
+  fc.assert(
+    fc.property(fc.string({ unit: fc.constantFrom('a', 'b', 'c', 'd', 'e', 'é', ' '), maxLength: 14 }), fc.string({ unit: fc.constantFrom('a', 'b', 'c', 'd', 'e', 'é', ' '), maxLength: 14 }), (x, y) => {
+      assert.ok(Math.abs(jaroWinkler(x, y) - jaroWinklerReference(x, y)) < 1e-12, `${x} / ${y}`);
+    }),
+    { numRuns: 20_000, seed: 42 },
+  );
+  const long = 'x'.repeat(300);
+  assert.equal(jaroWinkler(long, `${long}y`).toFixed(6), jaroWinklerReference(long, `${long}y`).toFixed(6));
 });

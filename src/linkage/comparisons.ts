@@ -23,7 +23,21 @@ export interface ComparisonDef {
   tfKind?: FieldKind;
   /** Initial m for EM, per level (level 0 ignored). */
   mStart: number[];
-  level(a: Side, i: number, b: Side, j: number): number;
+  /** The level function for two sides, with their columns looked up once rather than per pair. */
+  bind(a: Side, b: Side): (i: number, j: number) => number;
+}
+
+/** Binds a level function of two values to two sides' columns of `kind`. */
+function on(kind: FieldKind, f: (x: string, y: string) => number): (a: Side, b: Side) => (i: number, j: number) => number {
+  return (a, b) => {
+    const xs = col(a, kind);
+    const ys = col(b, kind);
+    return (i, j) => {
+      const x = xs[i];
+      const y = ys[j];
+      return x == null || y == null ? 0 : x === y ? 1 : f(x, y);
+    };
+  };
 }
 
 function col(s: Side, k: FieldKind): (string | null)[] {
@@ -39,15 +53,18 @@ function nameLevels(kind: 'given_name' | 'surname', other: 'given_name' | 'surna
     labels: ['null', 'exact', 'swapped with the other name', 'jaro-winkler >= 0.92', 'jaro-winkler >= 0.80', 'else'],
     tfKind: kind,
     mStart: [0, 0.75, 0.02, 0.12, 0.06, 0.05],
-    level(a, i, b, j) {
-      const x = col(a, kind)[i];
-      const y = col(b, kind)[j];
-      if (x == null || y == null) return 0;
-      if (x === y) return 1;
-      // Given and family names entered in each other's box: the commonest structural error in extracts.
-      if (x === col(b, other)[j] && y === col(a, other)[i]) return 2;
-      const s = jaroWinkler(x, y);
-      return s >= 0.92 ? 3 : s >= 0.8 ? 4 : 5;
+    bind(a, b) {
+      const [xs, ys, xo, yo] = [col(a, kind), col(b, kind), col(a, other), col(b, other)];
+      return (i, j) => {
+        const x = xs[i];
+        const y = ys[j];
+        if (x == null || y == null) return 0;
+        if (x === y) return 1;
+        // Given and family names entered in each other's box: the commonest structural error in extracts.
+        if (x === yo[j] && y === xo[i]) return 2;
+        const s = jaroWinkler(x, y);
+        return s >= 0.92 ? 3 : s >= 0.8 ? 4 : 5;
+      };
     },
   };
 }
@@ -59,14 +76,10 @@ function textLevels(name: string, kind: FieldKind, hi: number, lo: number, tf: b
     labels: ['null', 'exact', `jaro-winkler >= ${hi}`, `jaro-winkler >= ${lo}`, 'else'],
     ...(tf ? { tfKind: kind } : {}),
     mStart: [0, 0.7, 0.15, 0.05, 0.1],
-    level(a, i, b, j) {
-      const x = col(a, kind)[i];
-      const y = col(b, kind)[j];
-      if (x == null || y == null) return 0;
-      if (x === y) return 1;
+    bind: on(kind, (x, y) => {
       const s = jaroWinkler(x, y);
       return s >= hi ? 2 : s >= lo ? 3 : 4;
-    },
+    }),
   };
 }
 
@@ -75,16 +88,12 @@ const DOB: ComparisonDef = {
   kinds: ['dob'],
   labels: ['null', 'exact', 'one edit (typo or adjacent transposition)', 'day and month swapped', 'two edits', 'else'],
   mStart: [0, 0.8, 0.1, 0.02, 0.03, 0.05],
-  level(a, i, b, j) {
-    const x = col(a, 'dob')[i];
-    const y = col(b, 'dob')[j];
-    if (x == null || y == null) return 0;
-    if (x === y) return 1;
+  bind: on('dob', (x, y) => {
     const d = damerauLevenshtein(x, y, 2);
     if (d <= 1) return 2;
     if (x.slice(0, 4) === y.slice(0, 4) && x.slice(4, 6) === y.slice(6, 8) && x.slice(6, 8) === y.slice(4, 6)) return 3;
     return d <= 2 ? 4 : 5;
-  },
+  }),
 };
 
 const POSTCODE: ComparisonDef = {
@@ -93,15 +102,11 @@ const POSTCODE: ComparisonDef = {
   labels: ['null', 'exact', 'one edit', 'same district (outward code)', 'else'],
   tfKind: 'postcode',
   mStart: [0, 0.7, 0.1, 0.05, 0.15],
-  level(a, i, b, j) {
-    const x = col(a, 'postcode')[i];
-    const y = col(b, 'postcode')[j];
-    if (x == null || y == null) return 0;
-    if (x === y) return 1;
+  bind: on('postcode', (x, y) => {
     if (damerauLevenshtein(x, y, 1) <= 1) return 2;
     const ox = postcodeOutward(x);
     return ox !== null && ox === postcodeOutward(y) ? 3 : 4;
-  },
+  }),
 };
 
 function codeLevels(name: string, kind: FieldKind): ComparisonDef {
@@ -110,14 +115,10 @@ function codeLevels(name: string, kind: FieldKind): ComparisonDef {
     kinds: [kind],
     labels: ['null', 'exact', 'one edit', 'two edits', 'else'],
     mStart: [0, 0.8, 0.1, 0.03, 0.07],
-    level(a, i, b, j) {
-      const x = col(a, kind)[i];
-      const y = col(b, kind)[j];
-      if (x == null || y == null) return 0;
-      if (x === y) return 1;
+    bind: on(kind, (x, y) => {
       const d = damerauLevenshtein(x, y, 2);
       return d <= 1 ? 2 : d <= 2 ? 3 : 4;
-    },
+    }),
   };
 }
 
@@ -127,12 +128,7 @@ function exactLevels(name: string, kind: FieldKind): ComparisonDef {
     kinds: [kind],
     labels: ['null', 'exact', 'else'],
     mStart: [0, 0.9, 0.1],
-    level(a, i, b, j) {
-      const x = col(a, kind)[i];
-      const y = col(b, kind)[j];
-      if (x == null || y == null) return 0;
-      return x === y ? 1 : 2;
-    },
+    bind: on(kind, () => 2),
   };
 }
 
@@ -141,14 +137,10 @@ const EMAIL: ComparisonDef = {
   kinds: ['email'],
   labels: ['null', 'exact', 'same user name', 'jaro-winkler >= 0.88', 'else'],
   mStart: [0, 0.7, 0.1, 0.1, 0.1],
-  level(a, i, b, j) {
-    const x = col(a, 'email')[i];
-    const y = col(b, 'email')[j];
-    if (x == null || y == null) return 0;
-    if (x === y) return 1;
+  bind: on('email', (x, y) => {
     if (x.slice(0, x.indexOf('@')) === y.slice(0, y.indexOf('@'))) return 2;
     return jaroWinkler(x, y) >= 0.88 ? 3 : 4;
-  },
+  }),
 };
 
 /** Every comparison the engine knows, by name; a model names the ones it uses. */

@@ -40,7 +40,7 @@ export interface LinkOptions {
   blocking?: BlockingRule[];
   /** Labelled pairs: when given, m is estimated from the pairs labelled as matches instead of by EM. */
   labels?: { leftId: string; rightId: string; match: boolean }[];
-  /** Random pairs sampled to estimate u; default 1,000,000. */
+  /** Random pairs sampled to estimate u's inexact levels; default 300,000 (exact levels are counted, not sampled). */
   randomPairs?: number;
   /** Refuse to run past this many blocked pairs (a rule that blocks on a near-constant key); default 200,000,000. */
   maxPairs?: number;
@@ -70,7 +70,18 @@ export function makeSide(table: Table, fields: FieldSpec[]): Side {
     const c = table.columns.indexOf(f.column);
     if (c < 0) throw new OnceOnlyError('invalid_request', `${table.source} has no column ${f.column}`, { file: table.source, field: f.column, expected: `one of ${table.columns.join(', ')}` });
     if (values[f.kind]) throw new OnceOnlyError('invalid_request', `two columns of ${table.source} are mapped to ${f.kind}`, { file: table.source, field: f.column, expected: 'at most one column per field kind' });
-    values[f.kind] = table.rows.map((r) => normalise(f.kind, r[c] ?? null));
+    // Names, towns and streets repeat heavily across a population, so each distinct raw value is normalised once.
+    const cache = new Map<string, string | null>();
+    values[f.kind] = table.rows.map((r) => {
+      const raw = r[c] ?? null;
+      if (raw === null) return null;
+      let v = cache.get(raw);
+      if (v === undefined) {
+        v = normalise(f.kind, raw);
+        cache.set(raw, v);
+      }
+      return v;
+    });
   }
   const n = table.rows.length;
   const g = values.given_name;
@@ -92,7 +103,7 @@ export const DEFAULT_BLOCKING: BlockingRule[] = [
   { name: 'surname:dm + dob:monthday', keys: ['surname:dm', 'dob:monthday'] },
   { name: 'given_name:dm + dob:monthday', keys: ['given_name:dm', 'dob:monthday'] },
   { name: 'postcode + surname:first', keys: ['postcode', 'surname:first'] },
-  { name: 'full_name:dm + locality', keys: ['full_name:dm', 'locality'] },
+  { name: 'given_name:dm + surname:dm + locality', keys: ['given_name:dm', 'surname:dm', 'locality'] },
 ];
 
 function parseKey(k: string): { kind: FieldKind; transform: string | undefined } {
@@ -100,26 +111,64 @@ function parseKey(k: string): { kind: FieldKind; transform: string | undefined }
   return { kind, transform };
 }
 
-/** Each record's blocking key for a rule: the rule's derived keys joined, or null if any is missing. */
-function ruleKeys(side: Side, rule: BlockingRule): (string | null)[] {
-  const parts = rule.keys.map(parseKey);
-  const out: (string | null)[] = new Array<string | null>(side.n);
-  for (let i = 0; i < side.n; i++) {
-    let key = '';
-    for (let p = 0; p < parts.length; p++) {
-      const { kind, transform } = parts[p]!;
-      const d = derive(kind, transform, side.values[kind]![i] ?? null);
-      if (d === null) {
-        key = '';
-        break;
-      }
-      key += (p ? '\u0001' : '') + d;
-    }
-    out[i] = key === '' ? null : key;
+/** Derived key columns, computed once per side and shared by every rule that uses them (a phonetic code is in several). */
+type DerivedCache = Map<string, (string | null)[]>;
+
+function derivedColumn(side: Side, key: string, cache: DerivedCache): (string | null)[] {
+  let column = cache.get(key);
+  if (!column) {
+    const { kind, transform } = parseKey(key);
+    const values = side.values[kind]!;
+    column = transform === undefined ? values : values.map((v) => derive(kind, transform, v));
+    cache.set(key, column);
   }
-  return out;
+  return column;
 }
 
+/** A record's blocking key for a rule: the rule's derived keys joined, or null if any is missing. */
+function keyOf(columns: (string | null)[][], i: number): string | null {
+  let key = columns[0]![i] ?? null;
+  if (key === null) return null;
+  for (let p = 1; p < columns.length; p++) {
+    const d = columns[p]![i] ?? null;
+    if (d === null) return null;
+    key += '\u0001' + d;
+  }
+  return key;
+}
+
+/**
+ * Each record's key for a rule as a small integer (0: no key, or a key the other side never has),
+ * numbered over the side with fewer records. Integers rather than strings because every pair a
+ * later rule finds is checked against all earlier rules, and because a million key strings per
+ * rule kept alive made garbage collection the largest cost of blocking.
+ */
+function ruleIds(a: Side, b: Side, rule: BlockingRule, dedupe: boolean, cacheA: DerivedCache, cacheB: DerivedCache): { ida: Int32Array; idb: Int32Array; keys: number; indexOnA: boolean } {
+  const indexOnA = dedupe || a.n <= b.n;
+  const small = indexOnA ? a : b;
+  const smallColumns = rule.keys.map((k) => derivedColumn(small, k, indexOnA ? cacheA : cacheB));
+  const ids = new Map<string, number>();
+  const idSmall = new Int32Array(small.n);
+  for (let i = 0; i < small.n; i++) {
+    const k = keyOf(smallColumns, i);
+    if (k === null) continue;
+    let id = ids.get(k);
+    if (id === undefined) {
+      id = ids.size + 1;
+      ids.set(k, id);
+    }
+    idSmall[i] = id;
+  }
+  if (dedupe) return { ida: idSmall, idb: idSmall, keys: ids.size, indexOnA };
+  const large = indexOnA ? b : a;
+  const largeColumns = rule.keys.map((k) => derivedColumn(large, k, indexOnA ? cacheB : cacheA));
+  const idLarge = new Int32Array(large.n);
+  for (let j = 0; j < large.n; j++) {
+    const k = keyOf(largeColumns, j);
+    if (k !== null) idLarge[j] = ids.get(k) ?? 0;
+  }
+  return indexOnA ? { ida: idSmall, idb: idLarge, keys: ids.size, indexOnA } : { ida: idLarge, idb: idSmall, keys: ids.size, indexOnA };
+}
 
 /** Parses `surname:dm+dob:year` into a rule, naming the part that is wrong. */
 export function parseBlockingRule(text: string): BlockingRule {
@@ -170,44 +219,50 @@ class PairStore {
  * A pair is kept by rule r only if no earlier rule's keys agree on it, so each pair appears once.
  */
 function block(a: Side, b: Side, rules: BlockingRule[], dedupe: boolean, maxPairs: number, progress?: LinkOptions['onProgress']): { pairs: PairStore; report: BlockingReport[] } {
-  const keysA = rules.map((r) => ruleKeys(a, r));
-  const keysB = dedupe ? keysA : rules.map((r) => ruleKeys(b, r));
+  const idsA: Int32Array[] = [];
+  const idsB: Int32Array[] = [];
   const pairs = new PairStore();
   const report: BlockingReport[] = [];
+  const cacheA: DerivedCache = new Map();
+  const cacheB: DerivedCache = dedupe ? cacheA : new Map<string, (string | null)[]>();
   const seenEarlier = (r: number, i: number, j: number): boolean => {
     for (let q = 0; q < r; q++) {
-      const k = keysA[q]![i];
-      if (k !== null && k === keysB[q]![j]) return true;
+      const k = idsA[q]![i]!;
+      if (k !== 0 && k === idsB[q]![j]) return true;
     }
     return false;
   };
   rules.forEach((rule, r) => {
-    const index = new Map<string, number[]>();
-    const kb = keysB[r]!;
-    for (let j = 0; j < b.n; j++) {
-      const k = kb[j];
-      if (k === null || k === undefined) continue;
-      const list = index.get(k);
-      if (list) list.push(j);
-      else index.set(k, [j]);
-    }
+    const { ida, idb, keys, indexOnA } = ruleIds(a, b, rule, dedupe, cacheA, cacheB);
+    idsA.push(ida);
+    idsB.push(idb);
+    // The smaller side's records grouped by key (compressed rows: offsets, then members), and the
+    // larger side streamed past it, so no per-key arrays are allocated.
+    const inner = indexOnA ? ida : idb;
+    const outer = indexOnA ? idb : ida;
+    const start = new Int32Array(keys + 2);
+    for (let x = 0; x < inner.length; x++) if (inner[x]) start[inner[x]! + 1]!++;
+    for (let k = 1; k < start.length; k++) start[k]! += start[k - 1]!;
+    const fill = start.slice();
+    const members = new Int32Array(start[keys + 1]!);
+    for (let x = 0; x < inner.length; x++) if (inner[x]) members[fill[inner[x]!]!++] = x;
     let count = 0;
-    const ka = keysA[r]!;
-    for (let i = 0; i < a.n; i++) {
-      const k = ka[i];
-      if (k === null || k === undefined) continue;
-      const list = index.get(k);
-      if (!list) continue;
-      for (const j of list) {
-        if (dedupe && j <= i) continue;
-        if (seenEarlier(r, i, j)) continue;
-        pairs.push(i, j);
-        count++;
+    for (let o = 0; o < outer.length; o++) {
+      const id = outer[o]!;
+      if (id !== 0) {
+        for (let m = start[id]!; m < start[id + 1]!; m++) {
+          const i = indexOnA ? members[m]! : o;
+          const j = indexOnA ? o : members[m]!;
+          if (dedupe && i >= j) continue;
+          if (seenEarlier(r, i, j)) continue;
+          pairs.push(i, j);
+          count++;
+        }
+        if (pairs.size > maxPairs) {
+          throw new OnceOnlyError('invalid_request', `blocking rule "${rule.name}" produces more than ${maxPairs.toLocaleString('en-GB')} pairs; use a more specific rule`, { field: 'blocking', expected: 'rules on keys specific enough to keep the pairs within maxPairs', rule: rule.name });
+        }
       }
-      if (pairs.size > maxPairs) {
-        throw new OnceOnlyError('invalid_request', `blocking rule "${rule.name}" produces more than ${maxPairs.toLocaleString('en-GB')} pairs; use a more specific rule`, { field: 'blocking', expected: 'rules on keys specific enough to keep the pairs within maxPairs', rule: rule.name });
-      }
-      if ((i & 0xffff) === 0) progress?.('blocking', r * a.n + i, rules.length * a.n);
+      if ((o & 0xffff) === 0) progress?.('blocking', r * outer.length + o, rules.length * outer.length);
     }
     report.push({ rule: rule.name, pairs: count });
   });
@@ -228,9 +283,16 @@ function prng(seed: number): () => number {
 
 const BASE = 8;
 
-function patternOf(comps: ComparisonDef[], a: Side, i: number, b: Side, j: number): number {
+/** The comparisons' level functions bound to two sides. */
+type Bound = ((i: number, j: number) => number)[];
+
+function bindAll(comps: ComparisonDef[], a: Side, b: Side): Bound {
+  return comps.map((c) => c.bind(a, b));
+}
+
+function patternOf(bound: Bound, i: number, j: number): number {
   let p = 0;
-  for (let k = comps.length - 1; k >= 0; k--) p = p * BASE + comps[k]!.level(a, i, b, j);
+  for (let k = bound.length - 1; k >= 0; k--) p = p * BASE + bound[k]!(i, j);
   return p;
 }
 
@@ -255,12 +317,39 @@ function shares(counts: number[]): number[] {
   return counts.map((c, l) => (l === 0 ? 0 : (c + 0.5) / (total + 0.5 * L)));
 }
 
-/** u per comparison level from random pairs (all pairs when there are few enough). */
-function estimateU(comps: ComparisonDef[], a: Side, b: Side, dedupe: boolean, samples: number, seed: number): number[][] {
+/**
+ * The chance that two random records (one per side) agree exactly on a kind, among pairs where
+ * both have a value: computed from the value counts, not sampled, because exact agreement on a
+ * date of birth or an identifier is too rare for a sample to measure well.
+ */
+function exactAgreement(kind: FieldKind, a: Side, b: Side, dedupe: boolean): number {
+  const count = (s: Side): Map<string, number> => {
+    const m = new Map<string, number>();
+    for (const v of s.values[kind]!) if (v !== null) m.set(v, (m.get(v) ?? 0) + 1);
+    return m;
+  };
+  const ca = count(a);
+  const cb = dedupe ? ca : count(b);
+  let na = 0;
+  let nb = 0;
+  for (const c of ca.values()) na += c;
+  for (const c of cb.values()) nb += c;
+  let same = 0;
+  for (const [v, c] of ca) same += dedupe ? c * (c - 1) : c * (cb.get(v) ?? 0);
+  const all = dedupe ? na * (na - 1) : na * nb;
+  return all > 0 ? same / all : 0;
+}
+
+/**
+ * u per comparison level. The exact level's u comes from value counts ({@link exactAgreement});
+ * the other levels share the rest in the proportions seen in a seeded sample of random pairs
+ * (every pair when there are few enough).
+ */
+function estimateU(comps: ComparisonDef[], bound: Bound, a: Side, b: Side, dedupe: boolean, samples: number, seed: number): number[][] {
   const counts = comps.map((c) => new Array<number>(c.labels.length).fill(0));
   const all = totalPairs(a, b, dedupe);
   const add = (i: number, j: number): void => {
-    comps.forEach((c, k) => counts[k]![c.level(a, i, b, j)]!++);
+    for (let k = 0; k < bound.length; k++) counts[k]![bound[k]!(i, j)]!++;
   };
   if (all <= samples) {
     for (let i = 0; i < a.n; i++) for (let j = dedupe ? i + 1 : 0; j < b.n; j++) add(i, j);
@@ -273,7 +362,11 @@ function estimateU(comps: ComparisonDef[], a: Side, b: Side, dedupe: boolean, sa
       add(i, j);
     }
   }
-  return counts.map(shares);
+  return comps.map((c, k) => {
+    const exact = exactAgreement(c.kinds[0]!, a, b, dedupe);
+    const rest = shares([0, ...counts[k]!.slice(2)]).slice(1);
+    return [0, exact, ...rest.map((r) => r * (1 - exact))];
+  });
 }
 
 interface EmResult {
@@ -415,11 +508,11 @@ function sidesFor(left: Table, right: Table | null, opts: LinkOptions): { a: Sid
 }
 
 /** Trains a model on two sides (or one, for dedupe) without labels, or with labels for m. */
-function train(a: Side, b: Side, dedupe: boolean, comps: ComparisonDef[], pairs: PairStore, opts: LinkOptions): Model {
+function train(a: Side, b: Side, dedupe: boolean, comps: ComparisonDef[], bound: Bound, pairs: PairStore, opts: LinkOptions): Model {
   const seed = opts.seed ?? 1;
-  const samples = opts.randomPairs ?? 1_000_000;
+  const samples = opts.randomPairs ?? 300_000;
   opts.onProgress?.('estimating u from random pairs', 0, 1);
-  const u = estimateU(comps, a, b, dedupe, samples, seed);
+  const u = estimateU(comps, bound, a, b, dedupe, samples, seed);
   const patterns = new Map<number, number>();
   for (let p = 0; p < pairs.size; p++) patterns.set(pairs.pattern[p]!, (patterns.get(pairs.pattern[p]!) ?? 0) + 1);
   opts.onProgress?.('estimating m by EM', 0, 1);
@@ -436,7 +529,7 @@ function train(a: Side, b: Side, dedupe: boolean, comps: ComparisonDef[], pairs:
       const i = idxA.get(l.leftId);
       const j = idxB.get(l.rightId);
       if (i === undefined || j === undefined) continue;
-      comps.forEach((c, k) => counts[k]![c.level(a, i, b, j)]!++);
+      bound.forEach((f, k) => counts[k]![f(i, j)]!++);
       used++;
     }
     if (used === 0) throw new OnceOnlyError('invalid_request', 'none of the labelled matches names a record in the input', { field: 'labels', expected: 'pairs of record ids present in the input files' });
@@ -486,24 +579,25 @@ export function link(left: Table, right: Table | null, opts: LinkOptions = {}): 
   if (rules.length === 0) throw new OnceOnlyError('invalid_request', 'no blocking rule can be applied to these columns', { field: 'blocking', expected: 'rules whose keys name kinds both inputs have' });
   const { pairs, report } = block(a, b, rules, dedupe, opts.maxPairs ?? 200_000_000, opts.onProgress);
   opts.onBlocking?.(report);
+  const bound = bindAll(comps, a, b);
   for (let p = 0; p < pairs.size; p++) {
-    pairs.pattern[p] = patternOf(comps, a, pairs.left[p]!, b, pairs.right[p]!);
+    pairs.pattern[p] = patternOf(bound, pairs.left[p]!, pairs.right[p]!);
     if ((p & 0xffff) === 0) opts.onProgress?.('comparing', p, pairs.size);
   }
-  const model = opts.model ?? train(a, b, dedupe, comps, pairs, opts);
-  const baseByPattern = new Map<number, number>();
+  const model = opts.model ?? train(a, b, dedupe, comps, bound, pairs, opts);
+  const byPattern = new Map<number, { base: number; levels: number[]; tf: boolean }>();
   const out: ScoredPair[] = [];
   for (let p = 0; p < pairs.size; p++) {
     const pat = pairs.pattern[p]!;
-    let base = baseByPattern.get(pat);
-    const levels = levelsOf(pat, comps.length);
-    if (base === undefined) {
-      base = patternWeight(model, levels);
-      baseByPattern.set(pat, base);
+    let scored = byPattern.get(pat);
+    if (scored === undefined) {
+      const levels = levelsOf(pat, comps.length);
+      scored = { base: patternWeight(model, levels), levels, tf: comps.some((c, k) => c.tfKind !== undefined && levels[k] === 1) };
+      byPattern.set(pat, scored);
     }
     const i = pairs.left[p]!;
     const j = pairs.right[p]!;
-    const w = pairWeight(model, comps, base, levels, a, i);
+    const w = scored.tf ? pairWeight(model, comps, scored.base, scored.levels, a, i) : scored.base;
     const prob = toProbability(w);
     if (prob >= threshold) out.push({ left: i, right: j, leftId: a.ids[i]!, rightId: b.ids[j]!, weight: w, probability: prob });
     if ((p & 0xffff) === 0) opts.onProgress?.('scoring', p, pairs.size);
@@ -526,7 +620,7 @@ export function explain(model: Model, left: Table, leftIndex: number, right: Tab
   let weight = prior;
   const steps = defs.map((d, k) => {
     const c = model.comparisons[k]!;
-    const l = d.level(a, leftIndex, b, rightIndex);
+    const l = d.bind(a, b)(leftIndex, rightIndex);
     const kind = d.kinds[0]!;
     let w = l === 0 ? 0 : Math.log2(c.levels[l]!.m / c.levels[l]!.u);
     let u = c.levels[l]!.u;

@@ -1,0 +1,114 @@
+/**
+ * @module audit/input
+ * What the audit reads besides the register: agencies' extracts (a file or text, through the
+ * linkage engine's CSV reader) and the cost settings (a small JSON or YAML file). Every problem
+ * is a typed error naming the file.
+ */
+import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
+import { basename, extname } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { OnceOnlyError } from '../core/errors.ts';
+import { parseCsvRecords, readTable, readTableFromString } from '../linkage/csv.ts';
+import type { Table } from '../linkage/types.ts';
+import { DEFAULT_COSTS, type CostSettings } from './audit.ts';
+import { ITEMS, type Item } from './values.ts';
+
+/** An agency's name from its file name: `council-tax.csv` is "council tax". */
+export function agencyFromFile(file: string): string {
+  return basename(file, extname(file)).replace(/[-_]+/g, ' ').trim() || basename(file);
+}
+
+/** The first column of the header, the id column when none is named. */
+function firstColumn(headerText: string, source: string): string | undefined {
+  const nl = headerText.indexOf('\n');
+  const line = nl < 0 ? headerText : headerText.slice(0, nl + 1);
+  try {
+    return parseCsvRecords(line, source)[0]?.cells[0] ?? undefined;
+  } catch {
+    // A header that does not parse is reported by the reader proper, with its line.
+    return undefined;
+  }
+}
+
+function headOf(file: string): string {
+  let fd: number | undefined;
+  try {
+    fd = openSync(file, 'r');
+    const buf = Buffer.alloc(64 * 1024);
+    const n = readSync(fd, buf, 0, buf.length, 0);
+    return buf.subarray(0, n).toString('utf8');
+  } catch {
+    return '';
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
+
+/** Reads an extract file; the id column is `idColumn`, else the first column. */
+export function readExtractFile(file: string, idColumn?: string): { table: Table; warnings: string[] } {
+  const id = idColumn ?? firstColumn(headOf(file).replace(/^\uFEFF/, ''), file) ?? '';
+  return readTable(file, { idColumn: id });
+}
+
+/** Reads an extract given as text (an API request); `source` names it in messages. */
+export function readExtractText(text: string, source: string, idColumn?: string, maxBytes?: number): { table: Table; warnings: string[] } {
+  const id = idColumn ?? firstColumn(text.replace(/^\uFEFF/, ''), source) ?? '';
+  return readTableFromString(text, source, { idColumn: id, ...(maxBytes !== undefined ? { maxBytes } : {}) });
+}
+
+function bad(file: string, field: string, expected: string, message: string): OnceOnlyError {
+  return new OnceOnlyError('invalid_file', `${file}: ${message}`, { file, field, expected });
+}
+
+/** Validates cost settings given as data (from a file or a request); unset figures keep their defaults. */
+export function parseCosts(data: unknown, file: string): CostSettings {
+  if (data === null || typeof data !== 'object' || Array.isArray(data)) throw bad(file, '(root)', 'an object with currency, perRecord, perItem, perDiscrepancy', 'the costs must be an object');
+  const o = data as Record<string, unknown>;
+  const known = ['currency', 'perRecord', 'perItem', 'perDiscrepancy'];
+  for (const k of Object.keys(o)) if (!known.includes(k)) throw bad(file, k, known.join(', '), `unknown setting ${JSON.stringify(k)}`);
+  const amount = (v: unknown, field: string, fallback: number): number => {
+    if (v === undefined) return fallback;
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw bad(file, field, 'a number, zero or more', `${field} must be a non-negative number`);
+    return v;
+  };
+  let currency = DEFAULT_COSTS.currency;
+  if (o['currency'] !== undefined) {
+    if (typeof o['currency'] !== 'string' || !/^[A-Z]{3}$/.test(o['currency'])) throw bad(file, 'currency', 'an ISO 4217 code such as GBP or EUR', 'currency must be a three-letter code');
+    currency = o['currency'];
+  }
+  const perItem = { ...DEFAULT_COSTS.perItem };
+  if (o['perItem'] !== undefined) {
+    const pi = o['perItem'];
+    if (pi === null || typeof pi !== 'object' || Array.isArray(pi)) throw bad(file, 'perItem', `an object with any of ${ITEMS.join(', ')}`, 'perItem must be an object');
+    for (const [k, v] of Object.entries(pi)) {
+      if (!(ITEMS as readonly string[]).includes(k)) throw bad(file, `perItem.${k}`, ITEMS.join(', '), `unknown item ${JSON.stringify(k)}`);
+      perItem[k as Item] = amount(v, `perItem.${k}`, 0);
+    }
+  }
+  return {
+    currency,
+    perRecord: amount(o['perRecord'], 'perRecord', DEFAULT_COSTS.perRecord),
+    perItem,
+    perDiscrepancy: amount(o['perDiscrepancy'], 'perDiscrepancy', DEFAULT_COSTS.perDiscrepancy),
+  };
+}
+
+/** Reads cost settings from a JSON or YAML file. */
+export function loadCosts(file: string): CostSettings {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw new OnceOnlyError('not_found', `${file} does not exist`, { file, expected: 'a JSON or YAML file of costs' });
+    throw new OnceOnlyError('invalid_file', `${file} could not be read (${code ?? String(e)})`, { file, expected: 'a readable JSON or YAML file' });
+  }
+  let data: unknown;
+  try {
+    data = parseYaml(text) as unknown;
+  } catch (e) {
+    const line = (e as { linePos?: { line: number }[] }).linePos?.[0]?.line;
+    throw new OnceOnlyError('invalid_file', `${file} is not valid JSON or YAML: ${(e as Error).message.split('\n')[0]}`, { file, ...(line !== undefined ? { line } : {}), expected: 'JSON or YAML' });
+  }
+  return parseCosts(data, file);
+}

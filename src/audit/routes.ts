@@ -1,0 +1,93 @@
+/**
+ * @module audit/routes
+ * The audit over HTTP: `POST /audit` with the extracts' CSV text in a JSON body answers with the
+ * report's figures (or, with `?format=html`, the HTML report). The register is read from the
+ * store and kept until the store changes, so a series of audits does not re-read it each time.
+ *
+ * Linking runs on the server's thread: a large extract holds the server for seconds, so this API
+ * suits extracts of tens of thousands of rows; the CLI is for larger ones.
+ */
+import { Type } from 'typebox';
+import type { Kysely } from 'kysely';
+import { ErrorBody, type App } from '../core/http.ts';
+import { OnceOnlyError } from '../core/errors.ts';
+import type { Database } from '../store/schema.ts';
+import { runAudit } from './audit.ts';
+import { parseCosts, readExtractText } from './input.ts';
+import { registerFromStore, type RegisterSnapshot } from './register.ts';
+import { renderHtml } from './report.ts';
+
+export interface AuditRoutesOptions {
+  db: Kysely<Database>;
+  /** Names the register in reports (no credentials). */
+  source?: string;
+  /** Largest request body in bytes; default 32 MiB. */
+  bodyLimit?: number;
+}
+
+const ExtractSchema = Type.Object({
+  agency: Type.String({ minLength: 1, maxLength: 200, description: 'The agency whose copy this is' }),
+  csv: Type.String({ description: 'The extract as CSV text: a header line, then one record per line' }),
+  idColumn: Type.Optional(Type.String({ minLength: 1, maxLength: 200, description: 'The column holding record ids (default: the first)' })),
+});
+
+const BodySchema = Type.Object({
+  extracts: Type.Array(ExtractSchema, { minItems: 1, maxItems: 50 }),
+  threshold: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1 })),
+  margin: Type.Optional(Type.Number({ minimum: 0, maximum: 100 })),
+  costs: Type.Optional(Type.Object({}, { additionalProperties: true, description: '{currency, perRecord, perItem, perDiscrepancy}; see docs/audit.md' })),
+});
+
+/** A value that changes whenever a registry write lands: facts are only ever inserted, and every write journals a change. */
+async function storeVersion(db: Kysely<Database>): Promise<string> {
+  const f = await db.selectFrom('fact').select((eb) => eb.fn.max('seq').as('s')).executeTakeFirst();
+  const c = await db.selectFrom('change').select((eb) => eb.fn.countAll().as('n')).executeTakeFirst();
+  return `${String(f?.s ?? '')}:${String(c?.n ?? '')}`;
+}
+
+/** Adds `POST /audit` to `app`. */
+export function auditRoutes(app: App, opts: AuditRoutesOptions): void {
+  let cached: { version: string; snapshot: Promise<RegisterSnapshot> } | null = null;
+  const register = async (): Promise<RegisterSnapshot> => {
+    const version = await storeVersion(opts.db);
+    if (cached?.version !== version) {
+      const snapshot = registerFromStore(opts.db, { source: opts.source ?? 'population register' });
+      cached = { version, snapshot };
+      snapshot.catch(() => (cached = null));
+    }
+    return cached.snapshot;
+  };
+
+  app.post('/audit', {
+    bodyLimit: opts.bodyLimit ?? 32 * 1024 * 1024,
+    schema: {
+      tags: ['audit'],
+      summary: 'Audit agencies\' extracts against the population register: copies, duplicates, stale and conflicting values, cost',
+      description: 'Counts only; no person\'s data is returned. Figures are defined in docs/audit.md.',
+      querystring: Type.Object({ format: Type.Optional(Type.Union([Type.Literal('json'), Type.Literal('html')])) }),
+      body: BodySchema,
+      response: { 200: Type.Union([Type.Object({}, { additionalProperties: true }), Type.String({ description: 'the HTML report, with ?format=html' })]), 400: ErrorBody, 404: ErrorBody, 413: ErrorBody, 422: ErrorBody },
+    },
+  }, async (req, reply) => {
+    const body = req.body;
+    const extracts = body.extracts.map((e, i) => {
+      const source = `extracts[${i}] (${e.agency})`;
+      try {
+        return { agency: e.agency, table: readExtractText(e.csv, source, e.idColumn).table };
+      } catch (err) {
+        if (err instanceof OnceOnlyError) err.detail.field ??= `body.extracts[${i}].csv`;
+        throw err;
+      }
+    });
+    const costs = body.costs === undefined ? undefined : parseCosts(body.costs, 'body.costs');
+    const snapshot = await register();
+    if (snapshot.people.length === 0) throw new OnceOnlyError('not_found', 'the population register is empty', { field: 'register', expected: 'a loaded population register' });
+    const { report } = runAudit(snapshot, extracts, {
+      ...(body.threshold !== undefined ? { threshold: body.threshold } : {}),
+      ...(body.margin !== undefined ? { margin: body.margin } : {}),
+      ...(costs ? { costs } : {}),
+    });
+    if (req.query.format === 'html') return reply.type('text/html; charset=utf-8').send(renderHtml(report));
+    return report;
+  });
+}
