@@ -218,7 +218,15 @@ class PairStore {
  * Enumerates the blocked pairs. With `dedupe`, a and b are the same side and only i < j is kept.
  * A pair is kept by rule r only if no earlier rule's keys agree on it, so each pair appears once.
  */
-function block(a: Side, b: Side, rules: BlockingRule[], dedupe: boolean, maxPairs: number, progress?: LinkOptions['onProgress']): { pairs: PairStore; report: BlockingReport[] } {
+interface Blocked {
+  pairs: PairStore;
+  report: BlockingReport[];
+  /** Per rule, each record's key number on each side (0: none); pair (i, j) agrees on rule r when idsA[r][i] is non-zero and equals idsB[r][j]. */
+  idsA: Int32Array[];
+  idsB: Int32Array[];
+}
+
+function block(a: Side, b: Side, rules: BlockingRule[], dedupe: boolean, maxPairs: number, progress?: LinkOptions['onProgress']): Blocked {
   const idsA: Int32Array[] = [];
   const idsB: Int32Array[] = [];
   const pairs = new PairStore();
@@ -266,7 +274,7 @@ function block(a: Side, b: Side, rules: BlockingRule[], dedupe: boolean, maxPair
     }
     report.push({ rule: rule.name, pairs: count });
   });
-  return { pairs, report };
+  return { pairs, report, idsA, idsB };
 }
 
 /** Mulberry32: a small, well-distributed seeded PRNG, so the random-pair sample repeats for a seed. */
@@ -377,15 +385,14 @@ interface EmResult {
 }
 
 /**
- * EM over the comparison patterns of the blocked pairs (Winkler 1988; Splink's "estimate
- * parameters using expectation maximisation"). u is re-estimated inside EM for the blocked
- * population, because blocked non-matches agree far more often than random ones; only m and the
- * match share are kept from it, u for scoring comes from the random sample.
+ * EM for m and the match share over comparison patterns (Winkler 1988), with u held at its
+ * random-pair estimate as Splink does by default. Re-estimating u inside blocked pairs was tried
+ * and rejected: the "non-match" class then absorbs households (same surname, same address), and
+ * m for "address differs" collapses, so that every copy with an old address is lost.
  */
-function em(comps: ComparisonDef[], patterns: Map<number, number>, uStart: number[][], maxIter = 200, tol = 1e-7): EmResult {
+function em(comps: ComparisonDef[], patterns: Map<number, number>, u: number[][], maxIter = 200, tol = 1e-7): EmResult {
   const K = comps.length;
   let m = comps.map((c) => shares(c.mStart.map((x) => x * 1000)));
-  let u = uStart.map((row) => row.slice());
   let lambda = 0.1;
   const entries = [...patterns.entries()].map(([p, c]) => ({ levels: levelsOf(p, K), count: c }));
   let N = 0;
@@ -394,7 +401,6 @@ function em(comps: ComparisonDef[], patterns: Map<number, number>, uStart: numbe
   let converged = false;
   for (; iterations < maxIter && !converged; iterations++) {
     const mc = comps.map((c) => new Array<number>(c.labels.length).fill(0));
-    const uc = comps.map((c) => new Array<number>(c.labels.length).fill(0));
     let matches = 0;
     for (const e of entries) {
       let pm = lambda;
@@ -410,16 +416,13 @@ function em(comps: ComparisonDef[], patterns: Map<number, number>, uStart: numbe
       for (let k = 0; k < K; k++) {
         const l = e.levels[k]!;
         mc[k]![l]! += w * e.count;
-        uc[k]![l]! += (1 - w) * e.count;
       }
     }
     const newM = mc.map(shares);
-    const newU = uc.map(shares);
     const newLambda = Math.min(Math.max(matches / N, 1e-9), 1 - 1e-9);
     let delta = Math.abs(newLambda - lambda);
     for (let k = 0; k < K; k++) for (let l = 1; l < newM[k]!.length; l++) delta = Math.max(delta, Math.abs(newM[k]![l]! - m[k]![l]!));
     m = newM;
-    u = newU;
     lambda = newLambda;
     converged = delta < tol;
   }
@@ -507,18 +510,108 @@ function sidesFor(left: Table, right: Table | null, opts: LinkOptions): { a: Sid
   return { a, b, fields, rightFields: rightFields!, notes };
 }
 
-/** Trains a model on two sides (or one, for dedupe) without labels, or with labels for m. */
-function train(a: Side, b: Side, dedupe: boolean, comps: ComparisonDef[], bound: Bound, pairs: PairStore, opts: LinkOptions): Model {
-  const seed = opts.seed ?? 1;
-  const samples = opts.randomPairs ?? 300_000;
-  opts.onProgress?.('estimating u from random pairs', 0, 1);
-  const u = estimateU(comps, bound, a, b, dedupe, samples, seed);
+/** The comparisons a blocking rule says nothing independent about: those on a kind the rule blocks on. */
+function involved(comps: ComparisonDef[], rule: BlockingRule): boolean[] {
+  const kinds = new Set(rule.keys.map((k) => parseKey(k).kind));
+  // Combined fields are built from split ones, so blocking on either involves both.
+  if (kinds.has('given_name') || kinds.has('surname')) kinds.add('full_name');
+  if (kinds.has('street') || kinds.has('house_number')) kinds.add('address');
+  return comps.map((c) => kinds.has(c.kinds[0]!));
+}
+
+/**
+ * m by EM in one session per blocking rule, as Splink trains: within the pairs a rule blocks
+ * together, the comparisons on the rule's own fields agree by construction and are left out;
+ * every other comparison's m is estimated there. Each comparison's m is the mean over the
+ * sessions that estimated it.
+ */
+function trainM(comps: ComparisonDef[], rules: BlockingRule[], blocked: Blocked, u: number[][]): { m: number[][]; sessions: string[] } {
+  const K = comps.length;
+  const { pairs, idsA, idsB } = blocked;
+  const sums = comps.map((c) => new Array<number>(c.labels.length).fill(0));
+  const counts = new Array<number>(K).fill(0);
+  const sessions: string[] = [];
+  rules.forEach((rule, r) => {
+    const skip = involved(comps, rule);
+    if (skip.every(Boolean)) return;
+    const ia = idsA[r]!;
+    const ib = idsB[r]!;
+    const patterns = new Map<number, number>();
+    let n = 0;
+    for (let p = 0; p < pairs.size; p++) {
+      const key = ia[pairs.left[p]!]!;
+      if (key === 0 || key !== ib[pairs.right[p]!]) continue;
+      // Involved comparisons become level 0 (no evidence) in this session.
+      const levels = levelsOf(pairs.pattern[p]!, K);
+      let pat = 0;
+      for (let k = K - 1; k >= 0; k--) pat = pat * BASE + (skip[k] ? 0 : levels[k]!);
+      patterns.set(pat, (patterns.get(pat) ?? 0) + 1);
+      n++;
+    }
+    if (n < 100) return;
+    const fit = em(comps, patterns, u);
+    comps.forEach((c, k) => {
+      if (skip[k]) return;
+      for (let l = 0; l < c.labels.length; l++) sums[k]![l]! += fit.m[k]![l]!;
+      counts[k]!++;
+    });
+    sessions.push(`${rule.name}: ${n} pairs, ${fit.iterations} iterations${fit.converged ? '' : ' (not converged)'}`);
+  });
+  // A comparison no session could estimate (every rule blocks on it) is estimated over all blocked pairs.
+  let fallback: number[][] | undefined;
+  const m = comps.map((c, k) => {
+    if (counts[k]! > 0) return sums[k]!.map((x) => x / counts[k]!);
+    if (!fallback) {
+      const all = new Map<number, number>();
+      for (let p = 0; p < pairs.size; p++) all.set(pairs.pattern[p]!, (all.get(pairs.pattern[p]!) ?? 0) + 1);
+      fallback = em(comps, all, u).m;
+      sessions.push(`all ${pairs.size} blocked pairs, for ${c.name}`);
+    }
+    return fallback[k]!;
+  });
+  return { m, sessions };
+}
+
+/**
+ * The prior: the match share over all pairs, by EM on λ alone with m and u fixed, over the
+ * blocked pairs and counting every pair blocking never formed as a non-match (blocking is built
+ * to keep nearly every match).
+ */
+function estimateLambda(comps: ComparisonDef[], pairs: PairStore, m: number[][], u: number[][], total: number): { lambda: number; iterations: number } {
+  const K = comps.length;
   const patterns = new Map<number, number>();
   for (let p = 0; p < pairs.size; p++) patterns.set(pairs.pattern[p]!, (patterns.get(pairs.pattern[p]!) ?? 0) + 1);
+  const ratios = [...patterns].map(([pat, count]) => {
+    const levels = levelsOf(pat, K);
+    let r = 1;
+    for (let k = 0; k < K; k++) if (levels[k]) r *= m[k]![levels[k]!]! / u[k]![levels[k]!]!;
+    return { r, count };
+  });
+  let lambda = Math.min(pairs.size / Math.max(total, 1), 0.5) / 10 || 1e-9;
+  let iterations = 0;
+  for (; iterations < 500; iterations++) {
+    const odds = lambda / (1 - lambda);
+    let expected = 0;
+    for (const { r, count } of ratios) expected += (count * odds * r) / (1 + odds * r);
+    const next = Math.min(Math.max(expected / Math.max(total, 1), 1e-12), 0.5);
+    const done = Math.abs(next - lambda) <= lambda * 1e-9;
+    lambda = next;
+    if (done) break;
+  }
+  return { lambda, iterations };
+}
+
+/** Trains a model on two sides (or one, for dedupe) without labels, or with labels for m. */
+function train(a: Side, b: Side, dedupe: boolean, comps: ComparisonDef[], bound: Bound, rules: BlockingRule[], blocked: Blocked, opts: LinkOptions): Model {
+  const seed = opts.seed ?? 1;
+  const samples = opts.randomPairs ?? 300_000;
+  const { pairs } = blocked;
+  opts.onProgress?.('estimating u from random pairs', 0, 1);
+  const u = estimateU(comps, bound, a, b, dedupe, samples, seed);
   opts.onProgress?.('estimating m by EM', 0, 1);
-  const fit = em(comps, patterns, u);
-  let m = fit.m;
-  let mSource = `EM over ${pairs.size} blocked pairs, ${fit.iterations} iterations${fit.converged ? '' : ' (not converged)'}`;
+  const trained = trainM(comps, rules, blocked, u);
+  let m = trained.m;
+  let mSource = `EM with u fixed, one session per blocking rule: ${trained.sessions.join('; ')}`;
   if (opts.labels?.length) {
     const idxA = new Map(a.ids.map((id, i) => [id, i]));
     const idxB = dedupe ? idxA : new Map(b.ids.map((id, i) => [id, i]));
@@ -536,9 +629,8 @@ function train(a: Side, b: Side, dedupe: boolean, comps: ComparisonDef[], bound:
     m = counts.map(shares);
     mSource = `${used} labelled matching pairs`;
   }
-  // The match share among blocked pairs, spread over all pairs, is the prior: blocking is built to
-  // keep (nearly) every match, so the matches counted among blocked pairs are (nearly) all there are.
-  const lambda = Math.min(Math.max((fit.lambda * pairs.size) / Math.max(totalPairs(a, b, dedupe), 1), 1e-12), 0.5);
+  const total = totalPairs(a, b, dedupe);
+  const { lambda, iterations } = estimateLambda(comps, pairs, m, u, total);
   const model: Model = {
     version: 1,
     lambda,
@@ -552,7 +644,7 @@ function train(a: Side, b: Side, dedupe: boolean, comps: ComparisonDef[], bound:
     training: {
       u: `${Math.min(samples, totalPairs(a, b, dedupe))} random pairs, seed ${seed}`,
       m: mSource,
-      lambda: `EM match share ${fit.lambda.toPrecision(4)} among ${pairs.size} blocked pairs out of ${totalPairs(a, b, dedupe)}`,
+      lambda: `EM on the match share with m and u fixed, ${iterations} iterations: ${Math.round(lambda * total)} expected matches among ${total} pairs (${pairs.size} blocked)`,
     },
   };
   for (const c of comps) if (c.tfKind) model.tf[c.name] = termFrequencies(c.tfKind, a, b, dedupe);
@@ -577,14 +669,15 @@ export function link(left: Table, right: Table | null, opts: LinkOptions = {}): 
   for (const r of opts.blocking ?? []) parseBlockingRule(r.keys.join('+'));
   const rules = usableRules(a, b, opts.blocking ?? DEFAULT_BLOCKING);
   if (rules.length === 0) throw new OnceOnlyError('invalid_request', 'no blocking rule can be applied to these columns', { field: 'blocking', expected: 'rules whose keys name kinds both inputs have' });
-  const { pairs, report } = block(a, b, rules, dedupe, opts.maxPairs ?? 200_000_000, opts.onProgress);
+  const blocked = block(a, b, rules, dedupe, opts.maxPairs ?? 200_000_000, opts.onProgress);
+  const { pairs, report } = blocked;
   opts.onBlocking?.(report);
   const bound = bindAll(comps, a, b);
   for (let p = 0; p < pairs.size; p++) {
     pairs.pattern[p] = patternOf(bound, pairs.left[p]!, pairs.right[p]!);
     if ((p & 0xffff) === 0) opts.onProgress?.('comparing', p, pairs.size);
   }
-  const model = opts.model ?? train(a, b, dedupe, comps, bound, pairs, opts);
+  const model = opts.model ?? train(a, b, dedupe, comps, bound, rules, blocked, opts);
   const byPattern = new Map<number, { base: number; levels: number[]; tf: boolean }>();
   const out: ScoredPair[] = [];
   for (let p = 0; p < pairs.size; p++) {
