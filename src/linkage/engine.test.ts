@@ -46,7 +46,8 @@ test('FEBRL4 link-only, trained without labels: F1 >= 0.99 at the default thresh
   assert.ok(s.f1 >= 0.99, `F1 ${s.f1} (precision ${s.precision}, recall ${s.recall})`);
   assert.ok(r.pairs.every((p) => p.probability >= 0.5 && a.ids[p.left] === p.leftId && b.ids[p.right] === p.rightId));
   assert.equal(r.blocking.reduce((n, x) => n + x.pairs, 0), r.compared, 'every compared pair is credited to exactly one rule');
-  assert.match(String(r.model.training['m']), /^EM over \d+ blocked pairs/);
+  assert.match(String(r.model.training['m']), /^EM with u fixed, one session per blocking rule: identifier: \d+ pairs/);
+  assert.match(String(r.model.training['lambda']), /^EM on the match share/);
 });
 
 test('FEBRL3 dedupe, trained without labels: F1 >= 0.99 at the default threshold; clusters follow the pairs', () => {
