@@ -15,6 +15,7 @@ import { intOption, openCliStore, packagePath, reportError } from './common.ts';
 import { registerFromStore } from '../audit/register.ts';
 import { writeExtracts } from '../audit/extracts.ts';
 import { auditRoutes } from '../audit/routes.ts';
+import { linkageRoutes } from '../linkage/routes.ts';
 
 /** Generates into `store` with a progress bar on stderr (hidden when stderr is not a terminal). */
 export async function generateWithProgress(store: Store, people: number, seed: number | undefined): Promise<LoadResult> {
@@ -83,7 +84,10 @@ export function registerRegistryCommands(program: Command): void {
         const regs = createRegistries(store.db, loadCatalogue(packagePath('config/catalogue.yaml')));
         const app = await createRegistryServer(regs[name as keyof Registries], opts.token ? { token: opts.token } : {});
         // The duplication audit needs the whole population register, so it is served beside it.
-        if (name === 'population') auditRoutes(app, { db: store.db, source: `population register at ${store.location}` });
+        if (name === 'population') {
+          auditRoutes(app, { db: store.db, source: `population register at ${store.location}` });
+          linkageRoutes(app);
+        }
         const url = await app.listen({ port: opts.port, host: opts.host });
         process.stdout.write(`${name} register listening on ${url}\n`);
         const stop = (): void => {

@@ -709,6 +709,9 @@ export function explain(model: Model, left: Table, leftIndex: number, right: Tab
     if (!Number.isInteger(idx) || idx < 0 || idx >= side.n) throw new OnceOnlyError('not_found', `no ${name} record at index ${idx}`, { field: name, expected: `0 to ${side.n - 1}` });
   }
   const defs = comparisonDefs(model);
+  for (const d of defs) for (const k of d.kinds) {
+    if (!a.values[k] || !b.values[k]) throw new OnceOnlyError('invalid_request', `the model's ${d.name} comparison needs a ${k} column on both sides`, { field: k, expected: 'inputs with the columns the model was trained on' });
+  }
   const prior = Math.log2(model.lambda / (1 - model.lambda));
   let weight = prior;
   const steps = defs.map((d, k) => {

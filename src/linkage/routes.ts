@@ -1,0 +1,140 @@
+/**
+ * @module linkage/routes
+ * The linkage engine over HTTP: `POST /linkage/link` links two CSV texts (or deduplicates one)
+ * and returns the matching pairs with the trained model; `POST /linkage/explain` returns the
+ * waterfall of one pair under a model. Served beside the duplication audit.
+ *
+ * Linking runs on the server's thread and holds every pair in memory, so the API caps the pairs
+ * blocking may form (`maxPairs`, default 5,000,000) and the body size; the CLI is for large files.
+ */
+import { Type, type Static } from 'typebox';
+import { ErrorBody, type App } from '../core/http.ts';
+import { OnceOnlyError } from '../core/errors.ts';
+import { readTableFromString } from './csv.ts';
+import { explain, KINDS, link, parseBlockingRule } from './engine.ts';
+import type { FieldSpec, Model, Table } from './types.ts';
+
+export interface LinkageRoutesOptions {
+  /** Largest request body in bytes; default 32 MiB. */
+  bodyLimit?: number;
+  /** Most pairs blocking may form per request; default 5,000,000. */
+  maxPairs?: number;
+}
+
+const InputSchema = Type.Object({
+  csv: Type.String({ description: 'CSV text: a header line, then one record per line' }),
+  idColumn: Type.String({ minLength: 1, maxLength: 200, description: 'The column holding record ids' }),
+  fields: Type.Optional(Type.Array(Type.Object({ column: Type.String({ minLength: 1, maxLength: 200 }), kind: Type.Union(KINDS.map((k) => Type.Literal(k))) }), { maxItems: 50, description: 'What each column holds; default: recognised from headers and content' })),
+});
+
+const LinkBody = Type.Object({
+  left: InputSchema,
+  right: Type.Optional(InputSchema),
+  threshold: Type.Optional(Type.Number({ minimum: 0, maximum: 1, description: 'Lowest match probability returned; default 0.5' })),
+  seed: Type.Optional(Type.Integer({ minimum: 0, maximum: 2 ** 31 - 1 })),
+  blocking: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 200 }), { minItems: 1, maxItems: 20, description: 'Rules such as surname:dm+dob:year instead of the defaults' })),
+  model: Type.Optional(Type.Object({}, { additionalProperties: true, description: 'A model from an earlier answer: use it instead of training' })),
+});
+
+const ExplainBody = Type.Object({
+  left: InputSchema,
+  right: Type.Optional(InputSchema),
+  model: Type.Object({}, { additionalProperties: true, description: 'The model from POST /linkage/link' }),
+  leftId: Type.String({ minLength: 1, maxLength: 200 }),
+  rightId: Type.String({ minLength: 1, maxLength: 200 }),
+});
+
+function table(input: Static<typeof InputSchema>, field: string): Table {
+  try {
+    return readTableFromString(input.csv, field, { idColumn: input.idColumn }).table;
+  } catch (e) {
+    if (e instanceof OnceOnlyError) e.detail.field ??= `${field}.csv`;
+    throw e;
+  }
+}
+
+/** Checks a model's shape before the engine relies on it, naming the first thing wrong. */
+function asModel(v: object, field: string): Model {
+  const m = v as unknown as Model;
+  const bad = (what: string): never => {
+    throw new OnceOnlyError('invalid_request', `${field} is not a linkage model: ${what}`, { field, expected: 'the model returned by POST /linkage/link' });
+  };
+  if (m.version !== 1) bad('version must be 1');
+  if (typeof m.lambda !== 'number' || !(m.lambda > 0 && m.lambda < 1)) bad('lambda must be a probability');
+  if (!Array.isArray(m.comparisons) || m.comparisons.length === 0) bad('comparisons must be a non-empty list');
+  for (const c of m.comparisons) {
+    if (!c || typeof c.name !== 'string' || !Array.isArray(c.kinds) || !Array.isArray(c.levels)) bad('each comparison needs a name, kinds and levels');
+    // Level 0 ("null") carries no weight; every other level enters log2(m/u), so zero would be infinite.
+    c.levels.forEach((l, i) => {
+      const ok = (x: unknown): boolean => typeof x === 'number' && (i === 0 ? x >= 0 : x > 0) && x <= 1;
+      if (!l || !ok(l.m) || !ok(l.u)) bad(`${c.name} level ${i}: m and u must be probabilities${i ? ' above 0' : ''}`);
+    });
+  }
+  if (typeof m.tf !== 'object' || m.tf === null) bad('tf must be an object');
+  return m;
+}
+
+function indexOf(t: Table, id: string, field: string): number {
+  const i = t.ids.indexOf(id);
+  if (i < 0) throw new OnceOnlyError('not_found', `no record with id ${JSON.stringify(id)} in ${field}`, { field, expected: 'the id of a record in that input' });
+  return i;
+}
+
+const fieldsOf = (input: Static<typeof InputSchema> | undefined): FieldSpec[] | undefined => input?.fields?.map((f) => ({ column: f.column, kind: f.kind }));
+
+/** Adds `POST /linkage/link` and `POST /linkage/explain` to `app`. */
+export function linkageRoutes(app: App, opts: LinkageRoutesOptions = {}): void {
+  const bodyLimit = opts.bodyLimit ?? 32 * 1024 * 1024;
+  app.post('/linkage/link', {
+    bodyLimit,
+    schema: {
+      tags: ['linkage'],
+      summary: 'Link two CSV texts of person records, or deduplicate one: Fellegi-Sunter trained without labels',
+      body: LinkBody,
+      response: { 200: Type.Object({}, { additionalProperties: true }), 400: ErrorBody, 404: ErrorBody, 413: ErrorBody, 422: ErrorBody },
+    },
+  }, (req) => {
+    const b = req.body;
+    const left = table(b.left, 'left');
+    const right = b.right ? table(b.right, 'right') : null;
+    const fields = fieldsOf(b.left);
+    const rightFields = fieldsOf(b.right);
+    const r = link(left, right, {
+      maxPairs: opts.maxPairs ?? 5_000_000,
+      ...(b.threshold !== undefined ? { threshold: b.threshold } : {}),
+      ...(b.seed !== undefined ? { seed: b.seed } : {}),
+      ...(b.blocking ? { blocking: b.blocking.map(parseBlockingRule) } : {}),
+      ...(b.model ? { model: asModel(b.model, 'model') } : {}),
+      ...(fields ? { fields } : {}),
+      ...(rightFields ? { rightFields } : {}),
+    });
+    return {
+      mode: right ? 'link' : 'dedupe',
+      compared: r.compared,
+      blocking: r.blocking,
+      columns: r.notes,
+      pairs: r.pairs.map((p) => ({ left_id: p.leftId, right_id: p.rightId, match_weight: p.weight, match_probability: p.probability })),
+      model: r.model,
+    };
+  });
+
+  app.post('/linkage/explain', {
+    bodyLimit,
+    schema: {
+      tags: ['linkage'],
+      summary: 'How one pair\'s match weight is made up: each comparison\'s level and contribution (a waterfall)',
+      body: ExplainBody,
+      response: { 200: Type.Object({}, { additionalProperties: true }), 400: ErrorBody, 404: ErrorBody, 413: ErrorBody, 422: ErrorBody },
+    },
+  }, (req) => {
+    const b = req.body;
+    const left = table(b.left, 'left');
+    const right = b.right ? table(b.right, 'right') : left;
+    const fields = fieldsOf(b.left);
+    const rightFields = b.right ? fieldsOf(b.right) : fields;
+    return explain(asModel(b.model, 'model'), left, indexOf(left, b.leftId, 'leftId'), right, indexOf(right, b.rightId, 'rightId'), {
+      ...(fields ? { fields } : {}),
+      ...(rightFields ? { rightFields } : {}),
+    });
+  });
+}
