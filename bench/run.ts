@@ -5,6 +5,7 @@
  */
 import { runFoundation, type BenchResult } from './foundation.ts';
 import { runExchange } from './exchange.ts';
+import { runLinkage } from './linkage.ts';
 
 const quick = process.argv.includes('--quick');
 const json = process.argv.includes('--json');
@@ -19,10 +20,14 @@ if (!only || only === 'exchange') {
   results.push(...(await runExchange({ seconds: quick ? 3 : 10 })));
 }
 
+if (!only || only === 'linkage') {
+  results.push(...(await runLinkage(quick ? { people: 100_000, rows: 10_000 } : { people: 1_000_000, rows: 100_000 })));
+}
+
 if (json) {
   process.stdout.write(`${JSON.stringify(results)}\n`);
 } else {
-  const fmt = (n: number): string => (n >= 100 ? Math.round(n).toLocaleString('en-GB') : n.toFixed(2));
+  const fmt = (n: number): string => (n >= 100 ? Math.round(n).toLocaleString('en-GB') : n >= 1 ? n.toFixed(2) : n.toFixed(4));
   for (const r of results) {
     process.stdout.write(`\n${r.name}\n  ${fmt(r.value)} ${r.unit}   baseline (${r.baselineName}): ${fmt(r.baseline)} ${r.unit}   ratio ${r.ratio.toFixed(3)}\n`);
     if (r.extra) process.stdout.write(`  ${Object.entries(r.extra).map(([k, v]) => `${k}=${typeof v === 'number' ? fmt(v) : v}`).join('  ')}\n`);
