@@ -102,7 +102,9 @@ export const DEFAULT_BLOCKING: BlockingRule[] = [
   { name: 'given_name:dm + surname:dm + postcode', keys: ['given_name:dm', 'surname:dm', 'postcode'] },
   { name: 'surname:dm + dob:monthday', keys: ['surname:dm', 'dob:monthday'] },
   { name: 'given_name:dm + dob:monthday', keys: ['given_name:dm', 'dob:monthday'] },
-  { name: 'postcode + surname:first', keys: ['postcode', 'surname:first'] },
+  { name: 'postcode + surname:first', keys: ['postcode', 'surname:first'], train: false },
+  { name: 'postcode + street', keys: ['postcode', 'street'], train: false },
+  { name: 'postcode + address', keys: ['postcode', 'address'], train: false },
   { name: 'given_name:dm + surname:dm + locality', keys: ['given_name:dm', 'surname:dm', 'locality'] },
 ];
 
@@ -330,10 +332,15 @@ function shares(counts: number[]): number[] {
  * both have a value: computed from the value counts, not sampled, because exact agreement on a
  * date of birth or an identifier is too rare for a sample to measure well.
  */
-function exactAgreement(kind: FieldKind, a: Side, b: Side, dedupe: boolean): number {
+function exactAgreement(c: ComparisonDef, a: Side, b: Side, dedupe: boolean): number {
+  const kind = c.kinds[0]!;
+  const key = c.exactKey ?? ((s: Side, i: number) => s.values[kind]![i] ?? null);
   const count = (s: Side): Map<string, number> => {
     const m = new Map<string, number>();
-    for (const v of s.values[kind]!) if (v !== null) m.set(v, (m.get(v) ?? 0) + 1);
+    for (let i = 0; i < s.n; i++) {
+      const v = key(s, i);
+      if (v !== null) m.set(v, (m.get(v) ?? 0) + 1);
+    }
     return m;
   };
   const ca = count(a);
@@ -371,7 +378,7 @@ function estimateU(comps: ComparisonDef[], bound: Bound, a: Side, b: Side, dedup
     }
   }
   return comps.map((c, k) => {
-    const exact = exactAgreement(c.kinds[0]!, a, b, dedupe);
+    const exact = exactAgreement(c, a, b, dedupe);
     const rest = shares([0, ...counts[k]!.slice(2)]).slice(1);
     return [0, exact, ...rest.map((r) => r * (1 - exact))];
   });
@@ -516,7 +523,7 @@ function involved(comps: ComparisonDef[], rule: BlockingRule): boolean[] {
   // Combined fields are built from split ones, so blocking on either involves both.
   if (kinds.has('given_name') || kinds.has('surname')) kinds.add('full_name');
   if (kinds.has('street') || kinds.has('house_number')) kinds.add('address');
-  return comps.map((c) => kinds.has(c.kinds[0]!));
+  return comps.map((c) => (c.trainKinds ?? [c.kinds[0]!]).some((k) => kinds.has(k)));
 }
 
 /**
@@ -533,7 +540,7 @@ function trainM(comps: ComparisonDef[], rules: BlockingRule[], blocked: Blocked,
   const sessions: string[] = [];
   rules.forEach((rule, r) => {
     const skip = involved(comps, rule);
-    if (skip.every(Boolean)) return;
+    if (rule.train === false || skip.every(Boolean)) return;
     const ia = idsA[r]!;
     const ib = idsB[r]!;
     const patterns = new Map<number, number>();
@@ -718,6 +725,7 @@ export function explain(model: Model, left: Table, leftIndex: number, right: Tab
     const c = model.comparisons[k]!;
     const l = d.bind(a, b)(leftIndex, rightIndex);
     const kind = d.kinds[0]!;
+    const shown = (s: Side, i: number): string | null => (d.exactKey ? d.kinds.map((k) => s.values[k]?.[i] ?? '∅').join(' | ') : s.values[kind]?.[i] ?? null);
     let w = l === 0 ? 0 : Math.log2(c.levels[l]!.m / c.levels[l]!.u);
     let u = c.levels[l]!.u;
     const v = a.values[kind]?.[leftIndex] ?? null;
@@ -726,7 +734,7 @@ export function explain(model: Model, left: Table, leftIndex: number, right: Tab
       w = Math.log2(c.levels[1]!.m / u);
     }
     weight += w;
-    return { comparison: c.name, level: c.levels[l]!.label, left: v, right: b.values[kind]?.[rightIndex] ?? null, weight: w, m: c.levels[l]!.m, u };
+    return { comparison: c.name, level: c.levels[l]!.label, left: shown(a, leftIndex), right: shown(b, rightIndex), weight: w, m: c.levels[l]!.m, u };
   });
   return { leftId: a.ids[leftIndex]!, rightId: b.ids[rightIndex]!, prior, steps, weight, probability: toProbability(weight) };
 }

@@ -76,6 +76,12 @@ export interface Model {
 export interface BlockingRule {
   name: string;
   keys: string[];
+  /**
+   * Whether m is estimated in a session of this rule's pairs (default true). Rules that gather
+   * households (the same address) are kept out: among their pairs EM would learn "same household"
+   * rather than "same person".
+   */
+  train?: boolean;
 }
 
 /** How many comparisons a blocking rule generated, counted before scoring; each pair once, by the first rule that produced it. */
