@@ -10,7 +10,8 @@ import { readTable, writeCsv } from '../linkage/csv.ts';
 import { clusters, explain, link, parseBlockingRule, type LinkOptions } from '../linkage/engine.ts';
 import { readLabels } from '../linkage/labels.ts';
 import type { Explanation, FieldKind, FieldSpec, Model, Table } from '../linkage/types.ts';
-import { reportError } from './common.ts';
+import { openCliStore, reportError } from './common.ts';
+import { registerFromStore, registerTable } from '../audit/register.ts';
 
 interface LinkCliOptions {
   left: string;
@@ -29,6 +30,7 @@ interface LinkCliOptions {
   explain: string[];
   json?: boolean;
   quiet?: boolean;
+  data: string;
 }
 
 function probabilityOption(v: string): number {
@@ -96,10 +98,30 @@ export function formatExplanation(e: Explanation): string {
   return rows.join('\n');
 }
 
-function runLink(o: LinkCliOptions): void {
+const REGISTRY_INPUT = 'registry:';
+
+/**
+ * A CSV file, or `registry:population`: the population register in the store as it stands now
+ * (one row per person, current name, date of birth and address; ids are person ids).
+ */
+async function readInput(spec: string, idColumn: string, o: LinkCliOptions): Promise<{ table: Table; warnings: string[] }> {
+  if (!spec.startsWith(REGISTRY_INPUT)) return readTable(spec, { idColumn });
+  const name = spec.slice(REGISTRY_INPUT.length);
+  if (name !== 'population') throw new OnceOnlyError('invalid_request', `${spec}: only the population register can be linked`, { field: '--left/--right', expected: 'a CSV file or registry:population' });
+  const store = await openCliStore({ data: o.data });
+  try {
+    const snapshot = await registerFromStore(store.db, { source: `population register at ${store.location}` });
+    if (snapshot.people.length === 0) throw new OnceOnlyError('not_found', `the population register at ${store.location} is empty`, { field: spec, expected: 'a loaded register (onceonly registry generate)' });
+    return { table: registerTable(snapshot).table, warnings: [] };
+  } finally {
+    await store.close();
+  }
+}
+
+async function runLink(o: LinkCliOptions): Promise<void> {
   if (o.clusters && o.right) throw new OnceOnlyError('invalid_request', '--clusters applies when deduplicating one file (no --right)', { field: '--clusters', expected: 'no --right' });
-  const left = readTable(o.left, { idColumn: o.id });
-  const right = o.right ? readTable(o.right, { idColumn: o.rightId ?? o.id }) : null;
+  const left = await readInput(o.left, o.id, o);
+  const right = o.right ? await readInput(o.right, o.rightId ?? o.id, o) : null;
   for (const w of [...left.warnings, ...(right?.warnings ?? [])]) process.stderr.write(`warning: ${w}\n`);
   const overrides = fieldOverrides(o.field);
   const progress = progressBar(o.quiet || o.json);
@@ -171,8 +193,9 @@ export function registerLinkCommand(program: Command): void {
   program
     .command('link')
     .description('link two CSV files of person records (or deduplicate one) without labels: Fellegi-Sunter with EM')
-    .requiredOption('--left <file>', 'CSV file of records')
-    .option('--right <file>', 'second CSV file: link --left to it (without it, deduplicate --left)')
+    .requiredOption('--left <file>', 'CSV file of records, or registry:population for the register in the store')
+    .option('--right <file>', 'second CSV file (or registry:population): link --left to it (without it, deduplicate --left)')
+    .option('--data <dir>', 'data directory of the embedded store, for registry:population (ignored when DATABASE_URL is set)', 'data')
     .requiredOption('--id <column>', 'record id column')
     .option('--right-id <column>', 'record id column of --right when it differs')
     .requiredOption('--out <file>', 'CSV of matching pairs: left_id,right_id,match_weight,match_probability')
@@ -190,9 +213,9 @@ export function registerLinkCommand(program: Command): void {
     .option('--explain <left,right>', 'print how a pair\'s weight is made up (repeatable)', collect, [])
     .option('--json', 'print the summary as JSON')
     .option('--quiet', 'no progress bar or notes')
-    .action((o: LinkCliOptions) => {
+    .action(async (o: LinkCliOptions) => {
       try {
-        runLink(o);
+        await runLink(o);
       } catch (e) {
         process.exitCode = reportError(e);
       }

@@ -227,7 +227,10 @@ export function chooseComparisons(a: Side, b: Side): ComparisonDef[] {
   if (line && has('postcode')) out.push(COMPARISONS[`${line}_postcode`]!);
   else if (line) out.push(COMPARISONS[line]!);
   else if (has('postcode')) out.push(POSTCODE);
-  if (has('locality')) out.push(COMPARISONS['locality']!);
+  // The town adds nothing independent once line and postcode are compared (a postcode lies in one
+  // town), and counting it again let a sibling at the same address outscore a different given
+  // name and date of birth; it is compared only when there is no postcode to compare.
+  if (has('locality') && !(line && has('postcode'))) out.push(COMPARISONS['locality']!);
   if (has('email')) out.push(EMAIL);
   if (has('sex')) out.push(COMPARISONS['sex']!);
   return out;

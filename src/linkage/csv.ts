@@ -9,7 +9,7 @@
  * agree on every input both accept.
  */
 import { isUtf8 } from 'node:buffer';
-import { closeSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readSync, renameSync, rmSync, statSync, writeSync, type Stats } from 'node:fs';
 import { OnceOnlyError, type ErrorDetail } from '../core/errors.ts';
 import type { Cell, Table } from './types.ts';
 
@@ -31,6 +31,8 @@ export interface ReadTableResult {
   table: Table;
   /** Recoveries made and oddities found, as sentences naming the file; empty for a clean file. */
   warnings: string[];
+  /** The 1-based line each row of `table` starts on, for messages about a row. */
+  lines: number[];
 }
 
 /** One CSV record with the physical line it starts on. */
@@ -52,25 +54,28 @@ const COMMA = 44;
  */
 export function readTable(file: string, opts: ReadTableOptions): ReadTableResult {
   const maxBytes = opts.maxBytes ?? DEFAULT_MAX_BYTES;
-  let size: number;
+  let st: Stats;
   try {
-    const st = statSync(file);
-    if (st.isDirectory()) {
-      throw new OnceOnlyError('invalid_file', `${file} is a folder, not a CSV file. Give the path of the CSV file itself.`, {
-        file,
-        expected: 'a CSV file',
-      });
-    }
-    size = st.size;
+    st = statSync(file);
   } catch (e) {
-    if (e instanceof OnceOnlyError) throw e;
     throw fileAccessError(file, e);
   }
+  if (st.isDirectory()) {
+    throw new OnceOnlyError('invalid_file', `${file} is a folder, not a CSV file. Give the path of the CSV file itself.`, {
+      file,
+      expected: 'a CSV file',
+    });
+  }
+  // A device (/dev/zero, a terminal) or a socket never ends the way a file does.
+  if (st.isCharacterDevice() || st.isBlockDevice() || st.isSocket()) {
+    throw new OnceOnlyError('invalid_file', `${file} is a device or a socket, not a CSV file. Give the path of a CSV file.`, { file, expected: 'a CSV file' });
+  }
   // stat's size is checked first so an oversized file is refused before it is read into memory.
-  if (size > maxBytes) throw tooLarge(file, size, maxBytes);
+  if (st.size > maxBytes) throw tooLarge(file, st.size, maxBytes);
   let buf: Buffer;
   try {
-    buf = readFileSync(file);
+    // A pipe reports size 0 and may never end: it is read only up to the limit.
+    buf = st.isFile() ? readFileSync(file) : readAtMost(file, maxBytes + 1);
   } catch (e) {
     throw fileAccessError(file, e);
   }
@@ -79,6 +84,26 @@ export function readTable(file: string, opts: ReadTableOptions): ReadTableResult
   const warnings: string[] = [];
   const text = decode(buf, file, warnings);
   return buildTable(text, file, opts.idColumn, warnings);
+}
+
+/** Reads at most `limit` bytes of `file` (a pipe, say) without trusting its reported size. */
+function readAtMost(file: string, limit: number): Buffer {
+  const fd = openSync(file, 'r');
+  try {
+    const chunks: Buffer[] = [];
+    let total = 0;
+    for (;;) {
+      const chunk = Buffer.allocUnsafe(Math.min(1 << 20, limit - total));
+      const n = chunk.length === 0 ? 0 : readSync(fd, chunk, 0, chunk.length, null);
+      if (n === 0) break;
+      chunks.push(chunk.subarray(0, n));
+      total += n;
+      if (total >= limit) break;
+    }
+    return Buffer.concat(chunks, total);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /**
@@ -114,6 +139,15 @@ function buildTable(text: string, source: string, idColumn: string, warnings: st
       { file: source, line: 1, expected: 'a header line followed by records' },
     );
   }
+  const nul = text.indexOf('\u0000');
+  if (nul !== -1) {
+    const line = 1 + countNewlines(text, 0, nul);
+    throw new OnceOnlyError(
+      'invalid_file',
+      `${source}, line ${line}: contains a NUL byte (0x00), which a CSV text file never has. The file may be binary (a spreadsheet or a compressed file renamed .csv) or saved as UTF-16 without a byte-order mark; save it as "CSV UTF-8" and try again.`,
+      { file: source, line, expected: 'text without NUL bytes' },
+    );
+  }
   if (!text.includes('\n') && text.includes('\r')) {
     throw new OnceOnlyError(
       'invalid_file',
@@ -141,6 +175,7 @@ function buildFromRecords(reader: RecordReader, source: string, idColumn: string
 
   const ids: string[] = [];
   const rows: Cell[][] = [];
+  const lines: number[] = [];
   const firstLineOf = new Map<string, number>();
   const width = columns.length;
   for (let cells = reader.next(); cells !== null; cells = reader.next()) {
@@ -171,11 +206,36 @@ function buildFromRecords(reader: RecordReader, source: string, idColumn: string
     firstLineOf.set(id, line);
     ids.push(id);
     rows.push(cells);
+    lines.push(line);
   }
   if (rows.length === 0) {
     warnings.push(`${source} has a header (line ${headerLine}) but no records, so the table is empty.`);
   }
-  return { table: { source, columns, ids, rows }, warnings };
+  return { table: { source, columns, ids, rows }, warnings, lines };
+}
+
+/**
+ * Refuses a table whose `columns` hold a value longer than `maxChars` characters, naming the
+ * file, the line (from `lines`, else the record's position) and the column, never the value.
+ * The string comparisons of linkage take time that grows with the product of two values'
+ * lengths, so one enormous cell in a compared column could hold a run for hours.
+ */
+export function refuseLongValues(table: Table, columns: readonly string[], maxChars: number, lines?: readonly number[]): void {
+  for (const column of columns) {
+    const c = table.columns.indexOf(column);
+    if (c < 0) continue;
+    for (let i = 0; i < table.rows.length; i++) {
+      const v = table.rows[i]![c];
+      if (v == null || v.length <= maxChars) continue;
+      const line = lines?.[i];
+      const where = line !== undefined ? `line ${line}` : `record ${i + 1}`;
+      throw new OnceOnlyError(
+        'invalid_file',
+        `${table.source}, ${where}: the value in column "${column}" is ${v.length.toLocaleString('en-GB')} characters long; a value that is compared may be at most ${maxChars.toLocaleString('en-GB')}. No name, date, address, postcode or email is that long: check that the column holds what it is taken to hold.`,
+        { file: table.source, ...(line !== undefined ? { line } : { record: i + 1 }), field: column, length: v.length, expected: `at most ${maxChars} characters` },
+      );
+    }
+  }
 }
 
 function checkHeader(header: Cell[], source: string, line: number): string[] {
