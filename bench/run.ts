@@ -6,6 +6,7 @@
 import { runFoundation, type BenchResult } from './foundation.ts';
 import { runExchange } from './exchange.ts';
 import { runLinkage } from './linkage.ts';
+import { runTransparency } from './transparency.ts';
 
 const quick = process.argv.includes('--quick');
 const json = process.argv.includes('--json');
@@ -22,6 +23,10 @@ if (!only || only === 'exchange') {
 
 if (!only || only === 'linkage') {
   results.push(...(await runLinkage(quick ? { people: 100_000, rows: 10_000 } : { people: 1_000_000, rows: 100_000 })));
+}
+
+if (!only || only === 'transparency') {
+  results.push(...(await runTransparency({ entries: quick ? 20_000 : 1_000_000, seconds: quick ? 2 : 4 })));
 }
 
 if (json) {

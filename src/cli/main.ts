@@ -11,6 +11,8 @@ import { registerCentralCommands } from './central.ts';
 import { registerGatewayCommands } from './gateway.ts';
 import { registerAuditCommand } from './audit.ts';
 import { registerLinkCommand } from './link.ts';
+import { registerTransparencyCommands } from './transparency.ts';
+import { registerConsentCommands } from './consent.ts';
 import { openCliStore, reportError } from './common.ts';
 import { migrate } from '../store/db.ts';
 
@@ -43,5 +45,7 @@ registerCentralCommands(program);
 registerGatewayCommands(program);
 registerAuditCommand(program);
 registerLinkCommand(program);
+registerTransparencyCommands(program);
+registerConsentCommands(program);
 
 await program.parseAsync(process.argv);

@@ -66,6 +66,17 @@ export const ERROR_STATUS = {
   forbidden: 403,
   invalid_global_conf: 502,
   global_conf_expired: 503,
+  // Citizen consent and explicit request with preview: see docs/consent.md.
+  consent_not_found: 404,
+  invalid_consent_transition: 409,
+  consent_not_applicable: 422,
+  unknown_agreement: 400,
+  item_not_in_agreement: 422,
+  invalid_expiry: 422,
+  preview_declined: 403,
+  invalid_preview_link: 403,
+  preview_link_expired: 410,
+  preview_already_decided: 409,
 } as const;
 
 export type ErrorType = keyof typeof ERROR_STATUS;

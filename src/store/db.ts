@@ -15,6 +15,9 @@ import * as m0001 from './migrations/0001_registries.ts';
 import * as m0002 from './migrations/0002_central.ts';
 import * as m0003 from './migrations/0003_gateway.ts';
 import * as m0004 from './migrations/0004_token_scope.ts';
+import * as m0005 from './migrations/0005_transparency.ts';
+import * as m0006 from './migrations/0006_consent.ts';
+import * as m0007 from './migrations/0007_access.ts';
 
 export type Dialect = 'sqlite' | 'postgres';
 
@@ -56,6 +59,9 @@ const MIGRATIONS: Record<string, DialectMigration> = {
   '0002_central': m0002,
   '0003_gateway': m0003,
   '0004_token_scope': m0004,
+  '0005_transparency': m0005,
+  '0006_consent': m0006,
+  '0007_access': m0007,
 };
 
 class CodeMigrationProvider implements MigrationProvider {

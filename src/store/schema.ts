@@ -69,6 +69,33 @@ export interface Database {
   central_counter: CentralCounterTable;
   central_token: CentralTokenTable;
   central_audit: CentralAuditTable;
+  transparency_tree: TransparencyTreeTable;
+  transparency_entry: TransparencyEntryTable;
+  transparency_node: TransparencyNodeTable;
+  transparency_head: TransparencyHeadTable;
+  consent_record: ConsentRecordTable;
+  consent_history: ConsentHistoryTable;
+  preview: PreviewTable;
+  access_record: AccessRecordTable;
+}
+
+/** One release of items about a person by a provider gateway (migration 0007_access). */
+export interface AccessRecordTable {
+  gateway_id: string;
+  log_position: number;
+  person: string;
+  at: string;
+  client: string;
+  provider: string;
+  service: string;
+  /** JSON array text. */
+  items: string;
+  agreement: string;
+  purpose: string;
+  legal_basis: string;
+  request_id: string;
+  user_id: string | null;
+  tlog_index: number;
 }
 
 /** A verified global configuration a gateway accepted. */
@@ -222,4 +249,105 @@ export interface CentralAuditTable {
   detail: string;
   prev_hash: string;
   hash: string;
+}
+
+/** A transparency log's size; appends lock this row. */
+export interface TransparencyTreeTable {
+  /** The log's name (its origin, signed into every tree head). */
+  log: string;
+  size: number;
+}
+
+/** One entry of a transparency log: a leaf of its Merkle tree. */
+export interface TransparencyEntryTable {
+  log: string;
+  /** The 0-based leaf index. */
+  seq: number;
+  /** The exact leaf input: canonical JSON text `{format, index, record, time}`. */
+  entry: string;
+  /** RFC 9162 leaf hash SHA-256(0x00 || entry), 32 bytes. */
+  leaf_hash: Buffer;
+  /** When it was appended, UTC ISO (also inside `entry`, where the hash covers it). */
+  appended_at: string;
+}
+
+/** The hash of a complete subtree of 2^level leaves (level >= 1), number `idx` on its level. */
+export interface TransparencyNodeTable {
+  log: string;
+  level: number;
+  idx: number;
+  /** 32 bytes. */
+  hash: Buffer;
+}
+
+/** A signed tree head. */
+export interface TransparencyHeadTable {
+  log: string;
+  tree_size: number;
+  /** 32 bytes. */
+  root_hash: Buffer;
+  signed_at: string;
+  /** RFC 7638 thumbprint of the signing key's public JWK. */
+  key_id: string;
+  /** Ed25519 over the tree head message, base64url. */
+  signature: string;
+}
+
+/** A consent record (ISO/IEC TS 27560): its current state; every change is in `consent_history`. */
+export interface ConsentRecordTable {
+  id: string;
+  /** The person (PII principal), e.g. `P-000001234-7`. */
+  person: string;
+  /** The client subsystem that receives the data (PII controller). */
+  controller: string;
+  provider: string;
+  agreement: string;
+  purpose: string;
+  purpose_description: string;
+  legal_basis: string;
+  /** JSON array of item ids, sorted. */
+  items: string;
+  /** `requested`, `given`, `refused`, `withdrawn` or `expired` (W3C DPV consent states). */
+  state: string;
+  created_at: string;
+  given_at: string | null;
+  expires_at: string | null;
+  updated_at: string;
+  /** Number of history rows; every change is a compare-and-set on it. */
+  version: number;
+}
+
+/** One change of state of a consent record. */
+export interface ConsentHistoryTable {
+  consent_id: string;
+  /** 1-based position in the record's history. */
+  seq: number;
+  /** Null for the change that created the record. */
+  from_state: string | null;
+  to_state: string;
+  at: string;
+  /** `person`, `operator`, `system` (expiry) or another short label of who made the change. */
+  actor: string;
+}
+
+/** An explicit request awaiting, or answered by, the person's preview decision (OOTS). */
+export interface PreviewTable {
+  id: string;
+  client: string;
+  provider: string;
+  person: string;
+  agreement: string;
+  purpose: string;
+  purpose_description: string;
+  legal_basis: string;
+  /** JSON array of item ids, sorted. */
+  items: string;
+  request_fingerprint: string;
+  /** `pending`, `approved` or `declined`. */
+  state: string;
+  created_at: string;
+  link_expires_at: string;
+  decided_at: string | null;
+  decision_expires_at: string | null;
+  consumed_at: string | null;
 }
