@@ -10,6 +10,7 @@
  * register ids only, for callers that must check or act on it; the report never includes it.
  */
 import { OnceOnlyError } from '../core/errors.ts';
+import { MAX_COMPARED_CHARS, refuseLongValues } from '../linkage/csv.ts';
 import { detectFields, link } from '../linkage/engine.ts';
 import type { FieldKind, FieldSpec, Model, ScoredPair, Table } from '../linkage/types.ts';
 import { heldValues, registerFieldsFor, registerTable, type RegisterSnapshot } from './register.ts';
@@ -61,6 +62,12 @@ export interface AuditSettings {
    * postcode, about one pair in a thousand) is still seen hundreds of times.
    */
   randomPairs?: number;
+  /**
+   * Refuse an extract whose rows form more candidate pairs with the register than this (rows that
+   * are all alike, say); default: the engine's. A server sets it so one request cannot take all
+   * its memory and time.
+   */
+  maxPairs?: number;
   costs?: CostSettings;
   onProgress?: (agency: string, phase: string, done: number, total: number) => void;
 }
@@ -71,6 +78,8 @@ export interface ExtractInput {
   table: Table;
   /** Columns and kinds; default: detected from the headers and content. */
   fields?: FieldSpec[];
+  /** The line each row starts on in its file, for messages about a row (from the CSV reader). */
+  lines?: readonly number[];
 }
 
 export interface ItemFigures {
@@ -240,6 +249,21 @@ function roundCost(c: CostFigures): void {
   c.total = round2(c.total);
 }
 
+/** Runs one linkage of an extract, turning the engine's pair cap into an error about the extract. */
+function tooManyPairs<T>(table: Table, run: () => T): T {
+  try {
+    return run();
+  } catch (e) {
+    // The cap's error names the rule that passed it; other blocking errors go on as they are.
+    if (!(e instanceof OnceOnlyError) || e.detail.field !== 'blocking' || e.detail['rule'] === undefined) throw e;
+    throw new OnceOnlyError('invalid_file', `${table.source}: its rows form too many candidate pairs with the register to audit here (${e.message}). Rows that are all alike do this; split the extract or use the command line.`, {
+      file: table.source,
+      field: 'rows',
+      expected: 'an extract whose rows are not all alike',
+    });
+  }
+}
+
 /** Runs the audit of `extracts` against `register`. */
 export function runAudit(register: RegisterSnapshot, extracts: readonly ExtractInput[], settings: AuditSettings = {}): AuditResult {
   const threshold = settings.threshold ?? 0.5;
@@ -273,6 +297,8 @@ export function runAudit(register: RegisterSnapshot, extracts: readonly ExtractI
     const table = e.table;
     const detected = e.fields ? { fields: e.fields, notes: [] } : detectFields(table);
     requireLinkable(table, detected.fields);
+    // One enormous value in a compared column would hold the comparison (and a server) for hours.
+    refuseLongValues(table, detected.fields.map((f) => f.column), MAX_COMPARED_CHARS, e.lines);
     const { columns, read } = itemReaders(table, detected.fields);
     const fig: AgencyFigures = { agency: e.agency, source: table.source, fields: detected.fields, notes: detected.notes, peopleWithDuplicateRows: 0, ...emptyFigures(columns) };
     const rows: RowOutcome[] = [];
@@ -292,7 +318,8 @@ export function runAudit(register: RegisterSnapshot, extracts: readonly ExtractI
     const onIdentity = new Set<number>();
     if (table.rows.length > 0 && right.rows.length > 0) {
       const progress = settings.onProgress ? { onProgress: (phase: string, done: number, n: number) => settings.onProgress!(e.agency, phase, done, n) } : {};
-      const res = link(table, right, { fields: detected.fields, rightFields: registerFieldsFor(detected.fields), threshold, seed, randomPairs: settings.randomPairs ?? 300_000, ...progress });
+      const cap = settings.maxPairs !== undefined ? { maxPairs: settings.maxPairs } : {};
+      const res = tooManyPairs(table, () => link(table, right, { fields: detected.fields, rightFields: registerFieldsFor(detected.fields), threshold, seed, randomPairs: settings.randomPairs ?? 300_000, ...cap, ...progress }));
       fig.notes = [...fig.notes, ...res.notes];
       collect(res.pairs, (i) => i);
       // Second pass, for rows no one matched: the same model on identity items alone. A person
@@ -304,7 +331,7 @@ export function runAudit(register: RegisterSnapshot, extracts: readonly ExtractI
       const idModel: Model = { ...res.model, comparisons: res.model.comparisons.filter((c) => c.kinds.every((k) => IDENTITY.has(k))) };
       if (unmatched.length > 0 && idModel.comparisons.length >= 2) {
         const sub: Table = { source: table.source, columns: table.columns, ids: unmatched.map((i) => table.ids[i]!), rows: unmatched.map((i) => table.rows[i]!) };
-        const again = link(sub, right, { fields: idFields, rightFields: registerFieldsFor(idFields), threshold, seed, model: idModel, ...progress });
+        const again = tooManyPairs(table, () => link(sub, right, { fields: idFields, rightFields: registerFieldsFor(idFields), threshold, seed, model: idModel, ...cap, ...progress }));
         collect(again.pairs, (k) => unmatched[k]!);
         for (const i of unmatched) if (candidates[i]!.size > 0) onIdentity.add(i);
       }

@@ -4,12 +4,11 @@
  * linkage engine's CSV reader) and the cost settings (a small JSON or YAML file). Every problem
  * is a typed error naming the file.
  */
-import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { basename, extname } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { OnceOnlyError } from '../core/errors.ts';
-import { parseCsvRecords, readTable, readTableFromString } from '../linkage/csv.ts';
-import type { Table } from '../linkage/types.ts';
+import { parseCsvRecords, readTable, readTableFromString, type ReadTableResult } from '../linkage/csv.ts';
 import { DEFAULT_COSTS, type CostSettings } from './audit.ts';
 import { ITEMS, type Item } from './values.ts';
 
@@ -45,13 +44,13 @@ function headOf(file: string): string {
 }
 
 /** Reads an extract file; the id column is `idColumn`, else the first column. */
-export function readExtractFile(file: string, idColumn?: string): { table: Table; warnings: string[] } {
+export function readExtractFile(file: string, idColumn?: string): ReadTableResult {
   const id = idColumn ?? firstColumn(headOf(file).replace(/^\uFEFF/, ''), file) ?? '';
   return readTable(file, { idColumn: id });
 }
 
 /** Reads an extract given as text (an API request); `source` names it in messages. */
-export function readExtractText(text: string, source: string, idColumn?: string, maxBytes?: number): { table: Table; warnings: string[] } {
+export function readExtractText(text: string, source: string, idColumn?: string, maxBytes?: number): ReadTableResult {
   const id = idColumn ?? firstColumn(text.replace(/^\uFEFF/, ''), source) ?? '';
   return readTableFromString(text, source, { idColumn: id, ...(maxBytes !== undefined ? { maxBytes } : {}) });
 }
@@ -93,12 +92,20 @@ export function parseCosts(data: unknown, file: string): CostSettings {
   };
 }
 
+/** Largest costs file read: a handful of figures, so anything bigger is not one. */
+const MAX_COSTS_BYTES = 1024 * 1024;
+
 /** Reads cost settings from a JSON or YAML file. */
 export function loadCosts(file: string): CostSettings {
   let text: string;
   try {
+    // A device such as /dev/zero never ends, so only a regular file of modest size is read.
+    const st = statSync(file);
+    if (!st.isFile()) throw new OnceOnlyError('invalid_file', `${file} is not a file`, { file, expected: 'a JSON or YAML file of costs' });
+    if (st.size > MAX_COSTS_BYTES) throw new OnceOnlyError('invalid_file', `${file} is ${st.size} bytes, too large for a costs file`, { file, expected: `a JSON or YAML file of at most ${MAX_COSTS_BYTES} bytes` });
     text = readFileSync(file, 'utf8');
   } catch (e) {
+    if (e instanceof OnceOnlyError) throw e;
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') throw new OnceOnlyError('not_found', `${file} does not exist`, { file, expected: 'a JSON or YAML file of costs' });
     throw new OnceOnlyError('invalid_file', `${file} could not be read (${code ?? String(e)})`, { file, expected: 'a readable JSON or YAML file' });

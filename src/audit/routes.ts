@@ -9,7 +9,7 @@
  */
 import { Type } from 'typebox';
 import type { Kysely } from 'kysely';
-import { ErrorBody, type App } from '../core/http.ts';
+import { ErrorBody, strictValidator, type App } from '../core/http.ts';
 import { OnceOnlyError } from '../core/errors.ts';
 import type { Database } from '../store/schema.ts';
 import { runAudit } from './audit.ts';
@@ -23,20 +23,23 @@ export interface AuditRoutesOptions {
   source?: string;
   /** Largest request body in bytes; default 32 MiB. */
   bodyLimit?: number;
+  /** Most candidate pairs one extract may form with the register; default 5,000,000 (about 80 MB while linking). */
+  maxPairs?: number;
 }
 
+// Unknown properties are refused: a misspelt "treshold" must not leave the default in force unnoticed.
 const ExtractSchema = Type.Object({
   agency: Type.String({ minLength: 1, maxLength: 200, description: 'The agency whose copy this is' }),
   csv: Type.String({ description: 'The extract as CSV text: a header line, then one record per line' }),
   idColumn: Type.Optional(Type.String({ minLength: 1, maxLength: 200, description: 'The column holding record ids (default: the first)' })),
-});
+}, { additionalProperties: false });
 
 const BodySchema = Type.Object({
   extracts: Type.Array(ExtractSchema, { minItems: 1, maxItems: 50 }),
   threshold: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1 })),
   margin: Type.Optional(Type.Number({ minimum: 0, maximum: 100 })),
   costs: Type.Optional(Type.Object({}, { additionalProperties: true, description: '{currency, perRecord, perItem, perDiscrepancy}; see docs/audit.md' })),
-});
+}, { additionalProperties: false });
 
 /** A value that changes whenever a registry write lands: facts are only ever inserted, and every write journals a change. */
 async function storeVersion(db: Kysely<Database>): Promise<string> {
@@ -60,6 +63,7 @@ export function auditRoutes(app: App, opts: AuditRoutesOptions): void {
 
   app.post('/audit', {
     bodyLimit: opts.bodyLimit ?? 32 * 1024 * 1024,
+    validatorCompiler: strictValidator,
     schema: {
       tags: ['audit'],
       summary: 'Audit agencies\' extracts against the population register: copies, duplicates, stale and conflicting values, cost',
@@ -73,7 +77,8 @@ export function auditRoutes(app: App, opts: AuditRoutesOptions): void {
     const extracts = body.extracts.map((e, i) => {
       const source = `extracts[${i}] (${e.agency})`;
       try {
-        return { agency: e.agency, table: readExtractText(e.csv, source, e.idColumn).table };
+        const { table, lines } = readExtractText(e.csv, source, e.idColumn);
+        return { agency: e.agency, table, lines };
       } catch (err) {
         if (err instanceof OnceOnlyError) err.detail.field ??= `body.extracts[${i}].csv`;
         throw err;
@@ -83,6 +88,7 @@ export function auditRoutes(app: App, opts: AuditRoutesOptions): void {
     const snapshot = await register();
     if (snapshot.people.length === 0) throw new OnceOnlyError('not_found', 'the population register is empty', { field: 'register', expected: 'a loaded population register' });
     const { report } = runAudit(snapshot, extracts, {
+      maxPairs: opts.maxPairs ?? 5_000_000,
       ...(body.threshold !== undefined ? { threshold: body.threshold } : {}),
       ...(body.margin !== undefined ? { margin: body.margin } : {}),
       ...(costs ? { costs } : {}),

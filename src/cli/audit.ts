@@ -5,15 +5,17 @@
  * Writes the HTML report and the same figures as JSON; prints a short summary. Progress and
  * warnings go to stderr.
  */
-import { writeFileSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import type { Command } from 'commander';
 import { OnceOnlyError } from '../core/errors.ts';
 import { runAudit, DEFAULT_COSTS, type ExtractInput } from '../audit/audit.ts';
 import { agencyFromFile, loadCosts, readExtractFile } from '../audit/input.ts';
 import { registerFromStore } from '../audit/register.ts';
 import { renderHtml } from '../audit/report.ts';
+import { writeTextFile } from '../linkage/csv.ts';
 import { populationStatus } from '../registry/populate.ts';
 import { openCliStore, reportError } from './common.ts';
+import { checkOutputs } from './outputs.ts';
 
 interface AuditCliOptions {
   agency: string[];
@@ -23,19 +25,27 @@ interface AuditCliOptions {
   outHtml: string;
   outJson: string;
   costs?: string;
-  threshold: number;
-  margin: number;
+  threshold: string;
+  margin: string;
 }
 
+/*
+ * Options are checked in the action rather than by commander's argument parsers: a parser's plain
+ * Error escapes commander as a stack trace, and bad input is a typed error with exit code 2.
+ */
 function probability(v: string): number {
   const n = Number(v);
-  if (!/^(0(\.\d+)?|1(\.0+)?|\.\d+)$/.test(v) || !(n > 0 && n <= 1)) throw new Error(`--threshold must be a probability above 0 and at most 1, got ${JSON.stringify(v)}`);
+  if (!/^(0(\.\d+)?|1(\.0+)?|\.\d+)$/.test(v) || !(n > 0 && n <= 1)) {
+    throw new OnceOnlyError('invalid_request', `--threshold must be a probability above 0 and at most 1, got ${JSON.stringify(v)}`, { field: '--threshold', expected: 'a number above 0 and at most 1, e.g. 0.5' });
+  }
   return n;
 }
 
 function bits(v: string): number {
   const n = Number(v);
-  if (!/^\d+(\.\d+)?$/.test(v) || !Number.isFinite(n)) throw new Error(`--margin must be a number of bits, zero or more, got ${JSON.stringify(v)}`);
+  if (!/^\d+(\.\d+)?$/.test(v) || !Number.isFinite(n)) {
+    throw new OnceOnlyError('invalid_request', `--margin must be a number of bits, zero or more, got ${JSON.stringify(v)}`, { field: '--margin', expected: 'a number of bits, zero or more, e.g. 3' });
+  }
   return n;
 }
 
@@ -52,22 +62,43 @@ export function registerAuditCommand(program: Command): void {
     .option('--out-html <file>', 'where to write the HTML report', 'audit-report.html')
     .option('--out-json <file>', 'where to write the figures as JSON', 'audit-report.json')
     .option('--costs <file>', `yearly costs as JSON or YAML: {currency, perRecord, perItem: {givenName, familyName, birthDate, address, postcode}, perDiscrepancy}; default ${DEFAULT_COSTS.currency} figures in docs/audit.md`)
-    .option('--threshold <p>', 'match probability at which a register person is a candidate for a row', probability, 0.5)
-    .option('--margin <bits>', 'how far ahead of the runner-up (log2 of the odds ratio) the best candidate must be to be taken', bits, 3)
+    .option('--threshold <p>', 'match probability at which a register person is a candidate for a row', '0.5')
+    .option('--margin <bits>', 'how far ahead of the runner-up (log2 of the odds ratio) the best candidate must be to be taken', '3')
+    // A usage error (a missing or unknown option) is bad input too: exit code 2, as reportError gives.
+    .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2))
     .action(async (files: string[], opts: AuditCliOptions) => {
       try {
+        const threshold = probability(opts.threshold);
+        const margin = bits(opts.margin);
         if (opts.registry !== 'population') {
           throw new OnceOnlyError('invalid_request', `the audit runs against the population register, not ${JSON.stringify(opts.registry)}`, { field: '--registry', expected: 'population' });
         }
         if (opts.agency.length > 0 && opts.agency.length !== files.length) {
           throw new OnceOnlyError('invalid_request', `${opts.agency.length} --agency names for ${files.length} files`, { field: '--agency', expected: 'one --agency per file, in the same order, or none' });
         }
+        checkOutputs([['--out-html', opts.outHtml], ['--out-json', opts.outJson]], [...files.map((f) => ['an extract', f] as const), ['--costs', opts.costs]]);
+        const agencies = files.map((file, i) => opts.agency[i] ?? agencyFromFile(file));
+        const twice = agencies.find((a, i) => agencies.indexOf(a) !== i);
+        if (twice !== undefined) {
+          throw new OnceOnlyError('invalid_request', `two extracts are named ${JSON.stringify(twice)}`, { field: opts.agency.length ? '--agency' : 'extracts', expected: 'a different agency name per extract (give --agency once per file)' });
+        }
+        // Without DATABASE_URL the store is SQLite under --data: a folder that does not exist is a
+        // mistyped path, and opening it would create an empty store there.
+        if (!process.env['DATABASE_URL']) {
+          let isDir = false;
+          try {
+            isDir = statSync(opts.data).isDirectory();
+          } catch {
+            isDir = false;
+          }
+          if (!isDir) throw new OnceOnlyError('not_found', `the data folder ${opts.data} does not exist`, { field: '--data', expected: 'the folder of a store filled by `onceonly registry generate` (or the demo)' });
+        }
         const costs = opts.costs ? loadCosts(opts.costs) : DEFAULT_COSTS;
         // Every extract is read before the register, so a bad file is reported at once.
         const extracts: ExtractInput[] = files.map((file, i) => {
-          const { table, warnings } = readExtractFile(file, opts.id);
+          const { table, warnings, lines } = readExtractFile(file, opts.id);
           for (const w of warnings) process.stderr.write(`warning: ${w}\n`);
-          return { agency: opts.agency[i] ?? agencyFromFile(file), table };
+          return { agency: agencies[i]!, table, lines };
         });
         const store = await openCliStore(opts);
         try {
@@ -79,8 +110,8 @@ export function registerAuditCommand(program: Command): void {
           const register = await registerFromStore(store.db, { source: `population register at ${store.location}` });
           let last = '';
           const result = runAudit(register, extracts, {
-            threshold: opts.threshold,
-            margin: opts.margin,
+            threshold,
+            margin,
             costs,
             onProgress: (agency) => {
               if (agency !== last) process.stderr.write(`linking ${agency}\n`);
@@ -88,8 +119,8 @@ export function registerAuditCommand(program: Command): void {
             },
           });
           const report = result.report;
-          writeFileSync(opts.outJson, `${JSON.stringify(report, null, 2)}\n`);
-          writeFileSync(opts.outHtml, renderHtml(report));
+          writeTextFile(opts.outJson, `${JSON.stringify(report, null, 2)}\n`);
+          writeTextFile(opts.outHtml, renderHtml(report));
           const t = report.total;
           const out = process.stdout;
           for (const a of report.agencies) {

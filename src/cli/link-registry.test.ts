@@ -6,7 +6,7 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -50,7 +50,13 @@ test('only the population register can be linked, and an empty one is refused by
   const bad = cli('link', '--left', 'registry:companies', '--id', 'id', '--out', join(scratch, 'x.csv'), '--data', join(scratch, 'reg'));
   assert.equal(bad.status, 2);
   assert.match(bad.stderr, /only the population register can be linked/);
-  const empty = cli('link', '--left', 'registry:population', '--id', 'id', '--out', join(scratch, 'x.csv'), '--data', join(scratch, 'empty'));
+  const missing = cli('link', '--left', 'registry:population', '--id', 'id', '--out', join(scratch, 'x.csv'), '--data', join(scratch, 'nowhere'));
+  assert.equal(missing.status, 2, missing.stderr);
+  assert.match(missing.stderr, /there is no store under .*nowhere/);
+  assert.equal(existsSync(join(scratch, 'nowhere')), false, 'nothing created');
+  const emptyDir = join(scratch, 'empty');
+  mkdirSync(emptyDir);
+  const empty = cli('link', '--left', 'registry:population', '--id', 'id', '--out', join(scratch, 'x.csv'), '--data', emptyDir);
   assert.equal(empty.status, 2, empty.stderr);
   assert.match(empty.stderr, /population register at .* is empty/);
 });

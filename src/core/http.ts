@@ -4,6 +4,7 @@
  * description at `/openapi.json`, and every failure answered as `{type, message, detail}`
  * (see core/errors) with the matching status. Schema validation failures name the field.
  */
+import { Ajv } from 'ajv';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyError } from 'fastify';
 import swagger from '@fastify/swagger';
@@ -104,3 +105,10 @@ export const ErrorBody = {
   },
   required: ['type', 'message', 'detail'],
 } as const;
+
+/**
+ * A validator for routes that must not coerce: the server's coerces types (a number where text is expected becomes
+ * text, an object becomes a list of one), so a route taking files or models would act on something the caller did not send. Here every value must already have its type.
+ */
+const strictAjv = new Ajv({ coerceTypes: false, allErrors: false, removeAdditional: false, strict: false });
+export const strictValidator = ({ schema }: { schema: object }): ((data: unknown) => boolean) => strictAjv.compile(schema);

@@ -17,6 +17,7 @@ export function jaroWinklerReference(a: string, b: string): number {
 
 // Reused across calls: the comparison runs millions of times per linkage and talisman's version
 // allocates four arrays per call, which made it (with the garbage it left) the engine's largest cost.
+const MAX_COMPARED = 500;
 let flagsMax = new Uint8Array(64);
 let matchIdx = new Int32Array(64);
 
@@ -26,6 +27,11 @@ let matchIdx = new Int32Array(64);
  * (compare.test.ts checks they agree on random strings), without allocating.
  */
 export function jaroWinkler(a: string, b: string): number {
+  if (a === b) return 1;
+  // Time grows with the product of the lengths: nothing a person-data field needs is longer than
+  // this, and a hostile value must not hold the thread (callers also refuse long values).
+  if (a.length > MAX_COMPARED) a = a.slice(0, MAX_COMPARED);
+  if (b.length > MAX_COMPARED) b = b.slice(0, MAX_COMPARED);
   if (a === b) return 1;
   let min = a;
   let max = b;
@@ -83,6 +89,8 @@ export function jaroWinkler(a: string, b: string): number {
  */
 export function damerauLevenshtein(a: string, b: string, max = Infinity): number {
   if (a === b) return 0;
+  if (a.length > MAX_COMPARED) a = a.slice(0, MAX_COMPARED);
+  if (b.length > MAX_COMPARED) b = b.slice(0, MAX_COMPARED);
   if (Math.abs(a.length - b.length) > max) return Infinity;
   return max === Infinity ? damerauLevenshteinImpl(a, b) : damerauLevenshteinImpl.limited(max, a, b);
 }

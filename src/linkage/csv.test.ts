@@ -4,14 +4,14 @@
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import { parse as csvParse } from 'csv-parse/sync';
 import { isOnceOnlyError, type ErrorType, type OnceOnlyError } from '../core/errors.ts';
-import { csvLine, parseCsvRecords, readTable, readTableFromString, writeCsv } from './csv.ts';
+import { csvLine, MAX_COMPARED_CHARS, parseCsvRecords, readTable, readTableFromString, refuseLongValues, writeCsv, writeTextFile } from './csv.ts';
 
 const DATA = fileURLToPath(new URL('../../../shared/data/linkage/', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'onceonly-csv-'));
@@ -302,6 +302,87 @@ test('writeCsv accepts any iterable, refuses ragged rows and leaves no partial f
   assert.equal(existsSync(bad), false);
   const e = expectError(() => writeCsv(join(dir, 'no-such-dir', 'x.csv'), ['id'], []));
   assert.match(e.message, /could not be written \(ENOENT\)/);
+});
+
+test('a NUL byte is refused with its line: a binary file or UTF-16 without a BOM is not read as text', () => {
+  const file = tempCsv(Buffer.from('id,name\n1,Ann\n2,Jo\u0000e\n', 'utf8'));
+  const e = expectError(() => readTable(file, ID));
+  assert.equal(e.detail.file, file);
+  assert.equal(e.detail.line, 3);
+  assert.match(e.message, /NUL byte/);
+  // "id,name" in UTF-16 LE without its byte-order mark: every other byte is zero.
+  const utf16 = tempCsv(Buffer.from('id,name\n1,Ann\n', 'utf16le'));
+  assert.equal(expectError(() => readTable(utf16, ID)).detail.line, 1);
+  assert.equal(expectError(() => readTableFromString('id,name\n1,\u0000\n', 'body', ID)).detail.file, 'body');
+});
+
+test('a device is refused instead of being read for ever', () => {
+  const e = expectError(() => readTable('/dev/zero', ID));
+  assert.equal(e.detail.file, '/dev/zero');
+  assert.match(e.message, /device/);
+});
+
+test('each row comes with the line it starts on', () => {
+  const { lines, table } = readTableFromString('id,name\n\n1,"two\nlines"\n   \n2,b\n', 'mem', ID);
+  assert.deepEqual(table.ids, ['1', '2']);
+  assert.deepEqual(lines, [3, 6]);
+});
+
+test('a first line holding a date, an email address or a postcode is refused as a header, without echoing it', () => {
+  for (const [header, what] of [['1,Ann,Smith,1990-01-01', 'a date'], ['1,Ann,12/03/1990', 'a date'], ['1,ann@example.com', 'an email address'], ['1,Ann,LS1 4AB', 'a postcode']] as const) {
+    const e = expectError(() => readTableFromString(`${header}\n2,x,y,z\n`, 'mem', { idColumn: '1' }));
+    assert.equal(e.detail.line, 1);
+    assert.ok(e.message.includes(`holds ${what}`), e.message);
+    assert.ok(!e.message.includes(header.split(',').at(-1)!), 'the value itself is not in the message');
+  }
+  // Ordinary headers, numbered ones included, are names.
+  assert.deepEqual(readTableFromString('id,dob,postcode,email,2024\n1,a,b,c,d\n', 'mem', ID).table.columns, ['id', 'dob', 'postcode', 'email', '2024']);
+});
+
+test('refuseLongValues names the file, line and column of an over-long compared value, never the value', () => {
+  const long = 'x'.repeat(MAX_COMPARED_CHARS + 1);
+  const result = readTableFromString(`id,name,notes\n1,Ann,${long}\n\n2,${'y'.repeat(MAX_COMPARED_CHARS)},ok\n`, 'mem', ID);
+  // A long value in a column that is not compared is no concern, nor is one at the limit.
+  refuseLongValues(result.table, ['name'], MAX_COMPARED_CHARS, result.lines);
+  let e = expectError(() => refuseLongValues(result.table, ['name', 'notes'], MAX_COMPARED_CHARS, result.lines));
+  assert.deepEqual([e.detail.file, e.detail.line, e.detail.field], ['mem', 2, 'notes']);
+  assert.ok(!e.message.includes(long));
+  e = expectError(() => refuseLongValues(result.table, ['name'], MAX_COMPARED_CHARS - 1));
+  assert.equal(e.detail['record'], 2, 'without line numbers the record is counted');
+});
+
+test('writeTextFile replaces a file whole, refuses a planted temporary file, and names a file it cannot write', () => {
+  const file = join(dir, 'model.json');
+  writeTextFile(file, '{"a":1}\n');
+  writeTextFile(file, '{"b":2}\n');
+  assert.equal(readFileSync(file, 'utf8'), '{"b":2}\n');
+  assert.deepEqual(readdirSync(dir).filter((f) => f.startsWith('model.json.')), [], 'no temporary file left');
+  // A symbolic link planted where the temporary file goes is not written through.
+  const victim = join(dir, 'victim.txt');
+  writeFileSync(victim, 'keep');
+  const target = join(dir, 'out.json');
+  symlinkSync(victim, `${target}.${process.pid}.tmp`);
+  expectError(() => writeTextFile(target, 'evil'));
+  assert.equal(readFileSync(victim, 'utf8'), 'keep');
+  const e = expectError(() => writeTextFile(join(dir, 'no-such-dir', 'x.json'), '{}'));
+  assert.equal(e.detail.file, join(dir, 'no-such-dir', 'x.json'));
+});
+
+test('writing through a symbolic link keeps the link; a link to a device is written to, never replaced', () => {
+  const real = join(dir, 'real.csv');
+  writeFileSync(real, 'old');
+  const link = join(dir, 'link.csv');
+  symlinkSync(real, link);
+  writeCsv(link, ['id'], [['1']]);
+  assert.ok(lstatSync(link).isSymbolicLink());
+  assert.equal(readFileSync(real, 'utf8'), 'id\n1\n');
+  // Renaming over /dev/null itself would replace it; here only the link would suffer if that happened.
+  const toNull = join(dir, 'null.csv');
+  symlinkSync('/dev/null', toNull);
+  writeCsv(toNull, ['id'], [['1']]);
+  writeTextFile(toNull, 'text');
+  assert.ok(lstatSync(toNull).isSymbolicLink(), 'the link is still a link');
+  assert.ok(statSync('/dev/null').isCharacterDevice());
 });
 
 /** The cell as our reader reports it: trimmed, empty as null. */

@@ -9,7 +9,7 @@
  * agree on every input both accept.
  */
 import { isUtf8 } from 'node:buffer';
-import { closeSync, openSync, readFileSync, readSync, renameSync, rmSync, statSync, writeSync, type Stats } from 'node:fs';
+import { closeSync, openSync, readFileSync, readSync, realpathSync, renameSync, rmSync, statSync, writeSync, type Stats } from 'node:fs';
 import { OnceOnlyError, type ErrorDetail } from '../core/errors.ts';
 import type { Cell, Table } from './types.ts';
 
@@ -215,6 +215,13 @@ function buildFromRecords(reader: RecordReader, source: string, idColumn: string
 }
 
 /**
+ * The longest value linkage compares, in characters. Real names, addresses and emails are far
+ * shorter (an email address is at most 254 characters, RFC 5321); the limit keeps the cost of one
+ * comparison bounded.
+ */
+export const MAX_COMPARED_CHARS = 500;
+
+/**
  * Refuses a table whose `columns` hold a value longer than `maxChars` characters, naming the
  * file, the line (from `lines`, else the record's position) and the column, never the value.
  * The string comparisons of linkage take time that grows with the product of two values'
@@ -258,10 +265,30 @@ function checkHeader(header: Cell[], source: string, line: number): string[] {
         { file: source, line, field: name, positions: [earlier + 1, i + 1], expected: 'distinct column names' },
       );
     }
+    const looks = looksLikeData(name);
+    if (looks !== null) {
+      throw new OnceOnlyError(
+        'invalid_file',
+        `${source}, line ${line}: the first line looks like a record, not a header: column ${i + 1} holds ${looks}. The first line must name the columns (for example "id,given_name,surname,dob"); add such a line at the top.`,
+        { file: source, line, column: i + 1, expected: 'a header line naming the columns' },
+      );
+    }
     seen.set(name, i);
     columns.push(name);
   }
   return columns;
+}
+
+/**
+ * What a header cell holds when it is plainly a value rather than a column name (a date, an email
+ * address, a UK postcode), or null. A file without a header would otherwise lose its first record
+ * to the header, and that person's details would travel on as column names into notes and reports.
+ */
+function looksLikeData(cell: string): string | null {
+  if (/^\d{4}-\d{2}-\d{2}$/.test(cell) || /^\d{1,2}[/.]\d{1,2}[/.]\d{4}$/.test(cell) || /^(18|19|20)\d{6}$/.test(cell)) return 'a date';
+  if (/^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(cell)) return 'an email address';
+  if (/^[A-Z]{1,2}\d[A-Z\d]? ?\d[A-Z]{2}$/i.test(cell)) return 'a postcode';
+  return null;
 }
 
 function missingIdColumn(source: string, line: number, idColumn: string, columns: string[]): OnceOnlyError {
@@ -580,10 +607,7 @@ export function csvLine(values: readonly (string | number | null)[]): string {
  * Written to a temporary file and renamed, so a failure never leaves half a file at `file`.
  */
 export function writeCsv(file: string, header: string[], rows: Iterable<(string | number | null)[]>): void {
-  const tmp = `${file}.${process.pid}.tmp`;
-  let fd: number | undefined;
-  try {
-    fd = openSync(tmp, 'w');
+  writeAtomically(file, (fd) => {
     let chunk = csvLine(header);
     let n = 0;
     for (const row of rows) {
@@ -598,12 +622,62 @@ export function writeCsv(file: string, header: string[], rows: Iterable<(string 
       }
     }
     writeAll(fd, chunk);
+  });
+}
+
+/**
+ * Writes text (a JSON model, an HTML report) the way {@link writeCsv} writes CSV: to a temporary
+ * file renamed into place, so a failure never leaves half a file, and with a typed error naming
+ * the file when it cannot be written.
+ */
+export function writeTextFile(file: string, text: string): void {
+  writeAtomically(file, (fd) => writeAll(fd, text));
+}
+
+/**
+ * Writes through `write` to a temporary file beside the target, then renames it into place. The
+ * target's real path is used, so a symbolic link stays a link to the new file. A target that is
+ * not a regular file (/dev/null, /dev/stdout, a pipe) is written directly: renaming over a device
+ * would replace it, and a process run as root would then have put a regular file at /dev/null.
+ */
+function writeAtomically(file: string, write: (fd: number) => void): void {
+  let fd: number | undefined;
+  let tmp: string | undefined;
+  try {
+    let target = file;
+    let special = false;
+    try {
+      target = realpathSync(file);
+      special = !statSync(target).isFile();
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    }
+    if (special) {
+      fd = openSync(target, 'w');
+      write(fd);
+      closeSync(fd);
+      fd = undefined;
+      return;
+    }
+    tmp = `${target}.${process.pid}.tmp`;
+    // 'wx': never write through a file or symbolic link that is already there under this name.
+    fd = openSync(tmp, 'wx');
+    write(fd);
     closeSync(fd);
     fd = undefined;
-    renameSync(tmp, file);
+    renameSync(tmp, target);
+    tmp = undefined;
   } catch (e) {
-    if (fd !== undefined) closeSync(fd);
-    rmSync(tmp, { force: true });
+    if (fd !== undefined) {
+      try {
+        closeSync(fd);
+      } catch {
+        // Already failing: the first error is the one to report.
+      }
+    }
+    // Only a temporary file this call created is removed, never one that was there before it.
+    const created = tmp !== undefined && !(fd === undefined && (e as NodeJS.ErrnoException).syscall === 'open');
+    if (created && tmp !== undefined) rmSync(tmp, { force: true });
     if (isFsError(e)) {
       throw new OnceOnlyError('invalid_file', `${file} could not be written (${e.code ?? e.message}).`, { file, code: e.code, expected: 'a writable path' });
     }

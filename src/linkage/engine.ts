@@ -378,7 +378,9 @@ function estimateU(comps: ComparisonDef[], bound: Bound, a: Side, b: Side, dedup
     }
   }
   return comps.map((c, k) => {
-    const exact = exactAgreement(c, a, b, dedupe);
+    // Never 0 or 1: a column with one value everywhere (or none repeated) would otherwise give a
+    // level u = 0 and an infinite weight when the model meets other data.
+    const exact = Math.min(Math.max(exactAgreement(c, a, b, dedupe), 0.5 / Math.max(all, 1)), 1 - 1e-6);
     const rest = shares([0, ...counts[k]!.slice(2)]).slice(1);
     return [0, exact, ...rest.map((r) => r * (1 - exact))];
   });
@@ -456,7 +458,10 @@ function termFrequencies(kind: FieldKind, a: Side, b: Side, dedupe: boolean): Re
 }
 
 function tfShare(tf: Record<string, number>, v: string): number {
-  return tf[v] ?? 2 * tf['\u0000min']!;
+  // Own properties only: a value such as "constructor" must not find Object.prototype's.
+  const floor = Object.hasOwn(tf, '\u0000min') ? tf['\u0000min']! : 0;
+  const share = Object.hasOwn(tf, v) ? tf[v]! : 2 * floor;
+  return share > 0 ? share : Number.MIN_VALUE;
 }
 
 /** Weights per pattern, before term-frequency adjustments. */
@@ -472,15 +477,19 @@ function patternWeight(model: Model, levels: number[]): number {
 
 function comparisonDefs(model: Model): ComparisonDef[] {
   return model.comparisons.map((c) => {
-    const def = COMPARISONS[c.name];
+    const def = Object.hasOwn(COMPARISONS, c.name) ? COMPARISONS[c.name] : undefined;
+    if (def && def.labels.length !== c.levels.length) {
+      throw new OnceOnlyError('invalid_request', `the model's ${c.name} comparison has ${c.levels.length} levels, not ${def.labels.length}`, { field: 'model.comparisons', expected: def.labels.join(', ') });
+    }
     if (!def) throw new OnceOnlyError('invalid_request', `the model names an unknown comparison ${c.name}`, { field: 'model.comparisons', expected: Object.keys(COMPARISONS).join(', ') });
     return def;
   });
 }
 
 function toProbability(w: number): number {
+  if (Number.isNaN(w)) throw new OnceOnlyError('internal_error', 'a match weight is not a number: the model is inconsistent');
   const odds = 2 ** w;
-  return Number.isFinite(odds) ? odds / (1 + odds) : 1;
+  return odds === Infinity ? 1 : odds / (1 + odds);
 }
 
 /** A pair's weight: pattern weight plus the term-frequency adjustment at each exact tf level. */
@@ -490,7 +499,7 @@ function pairWeight(model: Model, defs: ComparisonDef[], base: number, levels: n
     const d = defs[k]!;
     if (!d.tfKind || levels[k] !== 1 || !model.comparisons[k]!.tf) continue;
     const v = a.values[d.tfKind]![i];
-    const tf = model.tf[d.name];
+    const tf = Object.hasOwn(model.tf, d.name) ? model.tf[d.name] : undefined;
     if (v == null || !tf) continue;
     // Splink's tf adjustment: log2(u_exact / tf(value)) on top of log2(m_exact / u_exact).
     w += Math.log2(model.comparisons[k]!.levels[1]!.u / tfShare(tf, v));
@@ -671,7 +680,7 @@ export function link(left: Table, right: Table | null, opts: LinkOptions = {}): 
     if (!a.values[k] || !b.values[k]) throw new OnceOnlyError('invalid_request', `the ${c.name} comparison needs a ${k} column on both sides`, { field: k, expected: 'a column of that kind in each input' });
   }
   if (comps.length === 0) {
-    throw new OnceOnlyError('invalid_request', `no column of ${left.source}${right ? ` and ${right.source}` : ''} can be compared: name, date of birth, address, postcode, email or identifier columns were expected`, { file: left.source, field: 'columns', expected: 'recognisable person-data headers, or --fields', columns: left.columns });
+    throw new OnceOnlyError('invalid_request', `no column of ${left.source}${right ? ` and ${right.source}` : ''} can be compared: name, date of birth, address, postcode, email or identifier columns were expected`, { file: left.source, field: 'columns', expected: 'recognisable person-data headers, or --field COLUMN=KIND', columns: left.columns });
   }
   for (const r of opts.blocking ?? []) parseBlockingRule(r.keys.join('+'));
   const rules = usableRules(a, b, opts.blocking ?? DEFAULT_BLOCKING);
@@ -729,7 +738,7 @@ export function explain(model: Model, left: Table, leftIndex: number, right: Tab
     let w = l === 0 ? 0 : Math.log2(c.levels[l]!.m / c.levels[l]!.u);
     let u = c.levels[l]!.u;
     const v = a.values[kind]?.[leftIndex] ?? null;
-    if (l === 1 && c.tf && d.tfKind && v !== null && model.tf[c.name]) {
+    if (l === 1 && c.tf && d.tfKind && v !== null && Object.hasOwn(model.tf, c.name)) {
       u = tfShare(model.tf[c.name]!, v);
       w = Math.log2(c.levels[1]!.m / u);
     }

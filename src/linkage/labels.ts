@@ -3,7 +3,7 @@
  * Labelled pairs for training m from known matches: our own `left_id,right_id,match` layout or
  * Splink's clerical labels (`unique_id_l,unique_id_r,clerical_match_score`).
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { parse } from 'csv-parse/sync';
 import { OnceOnlyError } from '../core/errors.ts';
 
@@ -17,17 +17,30 @@ const LEFT = ['left_id', 'unique_id_l'];
 const RIGHT = ['right_id', 'unique_id_r'];
 const MATCH = ['match', 'is_match', 'clerical_match_score'];
 
-/** Reads labelled pairs; a score column counts as a match at 0.5 or more (Splink's convention for clerical scores). */
+/** Largest labels file read, in bytes: labels are a clerical sample, not a table of millions. */
+const MAX_BYTES = 256 * 1024 * 1024;
+
+/**
+ * Reads labelled pairs; a score column counts as a match at 0.5 or more (Splink's convention for
+ * clerical scores). Refuses a file with no labelled pair, since training would then silently fall
+ * back to learning without labels.
+ */
 export function readLabels(file: string): Label[] {
   let rows: string[][];
   let lines: number[];
   try {
+    const st = statSync(file);
+    if (st.isDirectory()) throw new OnceOnlyError('invalid_file', `${file} is a folder, not a CSV file of labels`, { file, expected: 'a CSV file of labelled pairs' });
+    if (!st.isFile() && !st.isFIFO()) throw new OnceOnlyError('invalid_file', `${file} is a device or a socket, not a CSV file of labels`, { file, expected: 'a CSV file of labelled pairs' });
+    if (st.size > MAX_BYTES) throw new OnceOnlyError('invalid_file', `${file} is ${st.size} bytes, more than the ${MAX_BYTES} accepted for labels`, { file, expected: `at most ${MAX_BYTES} bytes` });
     const parsed = parse(readFileSync(file), { trim: true, skip_empty_lines: true, bom: true, info: true }) as unknown as { record: string[]; info: { lines: number } }[];
     rows = parsed.map((p) => p.record);
     lines = parsed.map((p) => p.info.lines);
   } catch (e) {
+    if (e instanceof OnceOnlyError) throw e;
     const err = e as { code?: string; lines?: number; message?: string };
-    if (err.code === 'ENOENT') throw new OnceOnlyError('invalid_file', `${file} does not exist`, { file });
+    if (err.code === 'ENOENT' || err.code === 'ENOTDIR') throw new OnceOnlyError('not_found', `${file} does not exist`, { file, expected: 'an existing CSV file of labelled pairs' });
+    if (err.code === 'EACCES' || err.code === 'EPERM') throw new OnceOnlyError('invalid_file', `${file} could not be read (permission denied)`, { file, expected: 'a readable CSV file' });
     throw new OnceOnlyError('invalid_file', `${file} is not a readable CSV file: ${err.message ?? String(e)}`, { file, ...(err.lines ? { line: err.lines } : {}) });
   }
   const header = (rows[0] ?? []).map((h) => h.toLowerCase());
@@ -37,6 +50,9 @@ export function readLabels(file: string): Label[] {
   const m = find(MATCH);
   if (l < 0 || r < 0 || m < 0) {
     throw new OnceOnlyError('invalid_file', `${file} needs columns for the left id, the right id and the label`, { file, line: 1, field: 'header', expected: `${LEFT.join('|')}, ${RIGHT.join('|')}, ${MATCH.join('|')}`, columns: header });
+  }
+  if (rows.length < 2) {
+    throw new OnceOnlyError('invalid_file', `${file} has a header but no labelled pairs`, { file, line: 2, expected: 'one labelled pair per line after the header' });
   }
   return rows.slice(1).map((row, k) => {
     const line = lines[k + 1]!;

@@ -8,9 +8,10 @@
  * blocking may form (`maxPairs`, default 5,000,000) and the body size; the CLI is for large files.
  */
 import { Type, type Static } from 'typebox';
-import { ErrorBody, type App } from '../core/http.ts';
+import { ErrorBody, strictValidator, type App } from '../core/http.ts';
 import { OnceOnlyError } from '../core/errors.ts';
-import { readTableFromString } from './csv.ts';
+import { MAX_COMPARED_CHARS, readTableFromString, refuseLongValues } from './csv.ts';
+import { checkModel } from './model-check.ts';
 import { explain, KINDS, link, parseBlockingRule } from './engine.ts';
 import type { FieldSpec, Model, Table } from './types.ts';
 
@@ -46,32 +47,19 @@ const ExplainBody = Type.Object({
 
 function table(input: Static<typeof InputSchema>, field: string): Table {
   try {
-    return readTableFromString(input.csv, field, { idColumn: input.idColumn }).table;
+    const t = readTableFromString(input.csv, field, { idColumn: input.idColumn }).table;
+    // Compared values' length bounds the comparisons' time: refuse, naming the cell, before linking.
+    refuseLongValues(t, t.columns.filter((c) => c !== input.idColumn), MAX_COMPARED_CHARS);
+    return t;
   } catch (e) {
     if (e instanceof OnceOnlyError) e.detail.field ??= `${field}.csv`;
     throw e;
   }
 }
 
-/** Checks a model's shape before the engine relies on it, naming the first thing wrong. */
+/** The model in a request, checked before the engine relies on it (naming the first thing wrong). */
 function asModel(v: object, field: string): Model {
-  const m = v as unknown as Model;
-  const bad = (what: string): never => {
-    throw new OnceOnlyError('invalid_request', `${field} is not a linkage model: ${what}`, { field, expected: 'the model returned by POST /linkage/link' });
-  };
-  if (m.version !== 1) bad('version must be 1');
-  if (typeof m.lambda !== 'number' || !(m.lambda > 0 && m.lambda < 1)) bad('lambda must be a probability');
-  if (!Array.isArray(m.comparisons) || m.comparisons.length === 0) bad('comparisons must be a non-empty list');
-  for (const c of m.comparisons) {
-    if (!c || typeof c.name !== 'string' || !Array.isArray(c.kinds) || !Array.isArray(c.levels)) bad('each comparison needs a name, kinds and levels');
-    // Level 0 ("null") carries no weight; every other level enters log2(m/u), so zero would be infinite.
-    c.levels.forEach((l, i) => {
-      const ok = (x: unknown): boolean => typeof x === 'number' && (i === 0 ? x >= 0 : x > 0) && x <= 1;
-      if (!l || !ok(l.m) || !ok(l.u)) bad(`${c.name} level ${i}: m and u must be probabilities${i ? ' above 0' : ''}`);
-    });
-  }
-  if (typeof m.tf !== 'object' || m.tf === null) bad('tf must be an object');
-  return m;
+  return checkModel(v, { field });
 }
 
 function indexOf(t: Table, id: string, field: string): number {
@@ -87,6 +75,7 @@ export function linkageRoutes(app: App, opts: LinkageRoutesOptions = {}): void {
   const bodyLimit = opts.bodyLimit ?? 32 * 1024 * 1024;
   app.post('/linkage/link', {
     bodyLimit,
+    validatorCompiler: strictValidator,
     schema: {
       tags: ['linkage'],
       summary: 'Link two CSV texts of person records, or deduplicate one: Fellegi-Sunter trained without labels',
@@ -120,6 +109,7 @@ export function linkageRoutes(app: App, opts: LinkageRoutesOptions = {}): void {
 
   app.post('/linkage/explain', {
     bodyLimit,
+    validatorCompiler: strictValidator,
     schema: {
       tags: ['linkage'],
       summary: 'How one pair\'s match weight is made up: each comparison\'s level and contribution (a waterfall)',
