@@ -21,6 +21,7 @@ test('the shipped register loads, with the demo cases the other parts rely on', 
     'dwp-benefits-population',
     'dwp-benefits-residence-history',
     'dwp-benefits-companies',
+    'portal-tracker-population',
   ]);
   const parking = register.get('leeds-parking-population');
   assert.deepEqual(parking?.items, ['person.givenName', 'person.familyName', 'person.address']);

@@ -28,6 +28,7 @@ test('the shipped catalogue loads with exactly the agreed items and owners', () 
     'person.nationality',
     'person.previousAddresses',
     'person.status',
+    'person.usageRecords',
   ]);
   assert.deepEqual(byOwner('UK/GOV/GEOPLACE/addresses'), ['address.lines', 'address.location', 'address.postcode', 'address.town']);
   assert.deepEqual(byOwner('UK/GOV/CH/companies'), [
@@ -39,7 +40,7 @@ test('the shipped catalogue loads with exactly the agreed items and owners', () 
   ]);
   assert.deepEqual(byOwner('UK/GOV/DVLA/vehicles'), ['vehicle.keeper', 'vehicle.registrationNumber']);
   assert.deepEqual(byOwner('UK/GOV/DWP/disability'), ['person.disabilityStatus']);
-  assert.equal(c.list().length, 21);
+  assert.equal(c.list().length, 22);
   assert.equal(c.get('person.disabilityStatus')?.classification, 'special-category');
   assert.equal(c.get('business.officers')?.classification, 'personal');
   assert.equal(c.get('business.name')?.classification, 'public');

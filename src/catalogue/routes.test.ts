@@ -25,7 +25,7 @@ test('GET /catalogue/items lists every item with its schema and owner', async ()
   const res = await app.inject({ method: 'GET', url: '/catalogue/items' });
   assert.equal(res.statusCode, 200);
   const items = res.json<{ id: string; owner: string; schema: Record<string, unknown> }[]>();
-  assert.equal(items.length, 21);
+  assert.equal(items.length, 22);
   const dob = items.find((i) => i.id === 'person.birthDate');
   assert.equal(dob?.owner, 'UK/GOV/GRO/population');
   assert.deepEqual(dob?.schema, { type: 'string', format: 'date' });
@@ -46,7 +46,7 @@ test('GET /catalogue/items/:id returns one item; an unknown id is a typed 404', 
 
 test('GET /agreements filters by client, provider and date in force', async () => {
   const all = await app.inject({ method: 'GET', url: '/agreements' });
-  assert.equal(all.json<unknown[]>().length, 7);
+  assert.equal(all.json<unknown[]>().length, 8);
   const res = await app.inject({ method: 'GET', url: '/agreements?client=UK/MUN/LEEDS/parking&inForce=2025-06-01' });
   assert.equal(res.statusCode, 200);
   assert.deepEqual(

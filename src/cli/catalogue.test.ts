@@ -69,8 +69,8 @@ test('check: invalid input exits 2 with the typed error on stderr', () => {
 test('validate: the shipped files are valid; a broken one exits 2', () => {
   const ok = runCatalogueValidate();
   assert.equal(ok.exitCode, 0);
-  assert.match(ok.stdout, /catalogue\.yaml: OK, 21 items mastered by 5 registries/);
-  assert.match(ok.stdout, /agreements\.yaml: OK, 7 agreements/);
+  assert.match(ok.stdout, /catalogue\.yaml: OK, 22 items mastered by 5 registries/);
+  assert.match(ok.stdout, /agreements\.yaml: OK, 8 agreements/);
   const broken = join(scratch, 'agreements.yaml');
   writeFileSync(broken, 'agreements:\n  - id: x\n');
   const bad = runCatalogueValidate({ agreements: broken });

@@ -13,6 +13,7 @@ import { registerAuditCommand } from './audit.ts';
 import { registerLinkCommand } from './link.ts';
 import { registerTransparencyCommands } from './transparency.ts';
 import { registerConsentCommands } from './consent.ts';
+import { registerTrackerCommand } from './tracker.ts';
 import { openCliStore, reportError } from './common.ts';
 import { migrate } from '../store/db.ts';
 
@@ -47,5 +48,6 @@ registerAuditCommand(program);
 registerLinkCommand(program);
 registerTransparencyCommands(program);
 registerConsentCommands(program);
+registerTrackerCommand(program);
 
 await program.parseAsync(process.argv);

@@ -58,7 +58,7 @@ test('the demo prints one JSON line whose example requests succeed through the g
   let person = '';
   try {
     const names = first.line.endpoints.map((e) => e.name);
-    assert.deepEqual(names, ['central', 'catalogue', 'gateway-gro', 'gateway-geoplace', 'gateway-ch', 'gateway-leeds', 'gateway-dwp']);
+    assert.deepEqual(names, ['central', 'catalogue', 'gateway-gro', 'gateway-geoplace', 'gateway-ch', 'gateway-leeds', 'gateway-dwp', 'gateway-gds']);
     assert.ok(first.line.examples.length >= 3);
     const gatewayUrls = first.line.endpoints.filter((e) => e.name.startsWith('gateway-')).map((e) => e.url);
     let throughGateways = 0;

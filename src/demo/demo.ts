@@ -87,6 +87,8 @@ const ORGS = [
   { key: 'ch', member: 'UK/GOV/CH', name: 'Companies House (synthetic)', subsystems: ['companies'], registry: 'companies' as const, service: 'companies' },
   { key: 'leeds', member: 'UK/MUN/LEEDS', name: 'Leeds City Council (synthetic)', subsystems: ['parking'] },
   { key: 'dwp', member: 'UK/GOV/DWP', name: 'Department for Work and Pensions (synthetic)', subsystems: ['benefits'] },
+  // The citizen portal: reads each register's access records for the person signed in (the tracker).
+  { key: 'gds', member: 'UK/GOV/GDS', name: 'Government Digital Service citizen portal (synthetic)', subsystems: ['citizen-portal'] },
 ] as const;
 
 type OrgKey = (typeof ORGS)[number]['key'];
@@ -184,6 +186,12 @@ function examplesFor(gw: Record<OrgKey, string>, catalogueUrl: string, ids: { pe
     { description: 'Who is on the exchange (X-Road metaservice listClients)', method: 'GET', headers: { accept: 'application/json' }, url: `${gw.leeds}/r1/listClients` },
     { description: 'Which services Leeds may use at the population register (allowedMethods)', method: 'GET', headers: { accept: 'application/json', 'x-road-client': 'UK/MUN/LEEDS/parking' }, url: `${gw.leeds}/r1/UK/GOV/GRO/population/allowedMethods` },
     { description: 'The public register of data-sharing agreements', method: 'GET', headers: { accept: 'application/json' }, url: `${catalogueUrl}/agreements` },
+    {
+      description: 'The citizen portal reads who used the same person\'s population-register data (the data-usage service; each record with a transparency-log inclusion proof). `onceonly tracker PERSON --dir DATA/gateways/gds` does the same for every register and verifies the proofs',
+      method: 'GET',
+      headers: { accept: 'application/json', 'x-road-client': 'UK/GOV/GDS/citizen-portal', 'x-onceonly-purpose': 'citizen-data-tracker' },
+      url: `${gw.gds}/r1/UK/GOV/GRO/population/data-usage/${ids.person}?items=person.usageRecords`,
+    },
   ];
 }
 

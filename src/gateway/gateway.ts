@@ -24,6 +24,7 @@ import { decideAccess, requireActiveClient, requireActiveProvider } from './acce
 import type { ConfClient, ConfView } from './confclient.ts';
 import type { LogEntryInput, MessageLog } from './messagelog.ts';
 import type { GatewayMetrics } from './metrics.ts';
+import type { AccessRecorder, Release } from '../transparency/access.ts';
 
 /** A service a provider subsystem offers through this gateway. */
 export interface ServiceRegistration {
@@ -51,6 +52,8 @@ export interface GatewayOptions {
   sqlite?: SQLite.Database | undefined;
   conf: ConfClient;
   log: MessageLog;
+  /** Access records of releases about people, and the data-usage service that serves them. */
+  access?: AccessRecorder;
   metrics: GatewayMetrics;
   signingKey: KeyObject;
   tls: { key: string; cert: string };
@@ -86,6 +89,12 @@ export interface OutboundResponse {
 
 const JSON_TYPE = 'application/json; charset=utf-8';
 const METASERVICES = new Set(['listMethods', 'allowedMethods', 'getOpenAPI']);
+/** The data-usage service every provider gateway offers on each subsystem it serves. */
+export const DATA_USAGE_SERVICE = 'data-usage';
+/** Catalogue items that stand for a register's access records (what the data-usage service releases). */
+const USAGE_ITEM = /^[a-z]+\.[A-Za-z]*[uU]sageRecords$/;
+/** Subjects whose releases are recorded for the person: population-register ids. */
+const PERSON_ID = /^P-\d{9}-[0-9X]$/;
 const REGISTRY_OPERATIONS = /^\/[^/]+(\/exists)?$/;
 
 function errorBody(e: OnceOnlyError): Buffer {
@@ -443,6 +452,7 @@ export class Gateway {
         responseSignature: `${responseSignature.signature} ${responseSignature.batch}`,
         requestBody: this.o.logBodies ? req.body.toString('utf8') : null,
         responseBody: this.o.logBodies ? res.body.toString('utf8') : null,
+        ...(ctx.release && res.status >= 200 && res.status < 300 ? { release: ctx.release } : {}),
       });
     } catch {
       // Nothing leaves without a log record: a release that cannot be logged is withheld.
@@ -510,6 +520,7 @@ export class Gateway {
     const registered = this.o.services[target.providerId];
     if (providerMember !== this.member || !registered) throw new OnceOnlyError('unknown_service', 'this gateway does not serve that subsystem', { field: 'path.service' });
     if (METASERVICES.has(target.service.serviceCode) && target.path === '') return this.metaservice(v, target, fields.client, registered);
+    if (target.service.serviceCode === DATA_USAGE_SERVICE && this.o.access) return this.dataUsage(v, target, fields, ctx, this.o.access);
     const service = registered[target.service.serviceCode];
     if (!service) throw new OnceOnlyError('unknown_service', 'the subsystem offers no such service', { field: 'path.service' });
     if (req.method !== 'GET') throw new OnceOnlyError('method_not_allowed', 'registry services are read with GET through the exchange', { field: 'method', expected: 'GET' });
@@ -524,8 +535,50 @@ export class Gateway {
     ctx.agreement = agreement.id;
     // 6. Call the service, then check that the answer releases only what was granted.
     const upstream = await this.callService(service, target);
-    if (upstream.status >= 200 && upstream.status < 300) this.checkRelease(upstream.body, new Set(agreement.items), target);
+    if (upstream.status >= 200 && upstream.status < 300) {
+      this.checkRelease(upstream.body, new Set(agreement.items), target);
+      const subject = target.path.split('/')[1] ?? '';
+      if (PERSON_ID.test(subject)) {
+        ctx.release = {
+          person: subject,
+          client: fields.client,
+          provider: target.providerId,
+          service: ctx.service,
+          items: target.path.endsWith('/exists') ? [] : ctx.items,
+          agreement: agreement.id,
+          purpose: agreement.purpose.id,
+          legalBasis: agreement.legalBasis,
+          requestId: fields.id,
+          userId: fields.userId || null,
+        };
+      }
+    }
     return upstream;
+  }
+
+  /**
+   * The data-usage service: a person's access records on this gateway, newest first, paged, each
+   * with its transparency-log inclusion proof. Reached like any service, so the same rules apply:
+   * the client needs an agreement in force granting this register's usage-records item.
+   */
+  private async dataUsage(v: ConfView, target: ParsedTarget, fields: SignedRequestFields, ctx: ProviderContext, access: AccessRecorder): Promise<{ status: number; contentType: string; body: Buffer }> {
+    const person = /^\/([^/]+)$/.exec(target.path)?.[1] ?? '';
+    if (!PERSON_ID.test(person)) throw new OnceOnlyError('invalid_identifier', 'the data-usage service is asked for /{person id}', { field: 'path', expected: '/P-#########-#' });
+    ctx.items = itemsFromQuery(target.query);
+    if (ctx.items.length === 0 || !ctx.items.every((i) => USAGE_ITEM.test(i))) {
+      throw new OnceOnlyError('invalid_request', 'the data-usage service releases only usage-records items', { field: 'query.items', expected: 'the register\'s usage-records item, e.g. person.usageRecords' });
+    }
+    const agreement = decideAccess(v, { client: fields.client, provider: target.providerId, purpose: fields.purpose, agreement: fields.agreement, items: ctx.items, date: today(this.now()) });
+    ctx.agreement = agreement.id;
+    const q = new URLSearchParams(target.query);
+    const num = (name: string, dflt: number): number => {
+      const raw = q.get(name);
+      if (raw === null) return dflt;
+      if (!/^\d{1,6}$/.test(raw)) throw new OnceOnlyError('invalid_request', `${name} must be a whole number`, { field: `query.${name}` });
+      return Number(raw);
+    };
+    const page = await access.list(person, num('page', 1), num('pageSize', 20));
+    return { status: 200, contentType: JSON_TYPE, body: Buffer.from(JSON.stringify({ provider: target.providerId, gateway: this.id, ...page })) };
   }
 
   private async guardReplay(client: string, requestId: string, nowMs: number): Promise<void> {
@@ -661,6 +714,8 @@ function peerFingerprint(sock: TLSSocket): string {
 }
 
 interface ProviderContext {
+  /** Set when the answer releases items about a person: the access record to write with the log record. */
+  release?: Release;
   fields: SignedRequestFields;
   signature: BatchSignature;
   requestHash: string;

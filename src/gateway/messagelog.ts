@@ -69,6 +69,12 @@ export interface LogEntryInput {
   requestBody: string | null;
   /** Full response body, only when the gateway is configured to keep bodies; otherwise null. */
   responseBody: string | null;
+  /**
+   * What the exchange released about a person, when it did: handed to
+   * {@link MessageLogOptions.onRelease} in the transaction that writes this record. Not part of
+   * the record or its hash (the record already names the items, agreement and parties).
+   */
+  release?: unknown;
 }
 
 /** Where an appended record landed. */
@@ -100,6 +106,12 @@ export interface MessageLogOptions {
    * the gateway's hot path this costs a fraction of the same statements through the query builder.
    */
   sqlite?: SQLite.Database | undefined;
+  /**
+   * Writes what records carrying a `release` released (access records, transparency-log entries)
+   * inside the transaction that writes the records, so that a release and its record commit
+   * together or not at all. Batches with releases take the query-builder path, not the raw one.
+   */
+  onRelease?: (trx: Transaction<Database>, releases: { position: number; at: string; release: unknown }[]) => Promise<void>;
 }
 
 /** The digest a record carries for a body: bodies enter the hash as digests, not verbatim. */
@@ -208,6 +220,7 @@ function toFields(gatewayId: string, e: LogEntryInput): LoggedFields {
 
 interface Pending {
   fields: LoggedFields;
+  release: unknown;
   resolve: (a: Appended) => void;
   reject: (e: unknown) => void;
 }
@@ -256,6 +269,7 @@ export class MessageLog {
   readonly #every: { records: number; ms: number };
   readonly #now: () => Date;
   readonly #onError: (e: unknown) => void;
+  readonly #onRelease: MessageLogOptions['onRelease'];
   #queue: Pending[] = [];
   #scheduled = false;
   // Batches and checkpoints run one at a time in this process, in the order they were asked for.
@@ -275,6 +289,7 @@ export class MessageLog {
     this.#every = every;
     this.#now = opts.now ?? (() => new Date());
     this.#onError = opts.onError ?? (() => undefined);
+    this.#onRelease = opts.onRelease;
     if (opts.sqlite && opts.dialect === 'sqlite') this.#raw = rawWriter(opts.sqlite, this.gatewayId);
   }
 
@@ -287,7 +302,7 @@ export class MessageLog {
       return Promise.reject(e instanceof Error ? e : new Error(String(e)));
     }
     return new Promise<Appended>((resolve, reject) => {
-      this.#queue.push({ fields, resolve, reject });
+      this.#queue.push({ fields, release: entry.release, resolve, reject });
       if (!this.#scheduled) {
         this.#scheduled = true;
         void this.#serial(() => this.#drain());
@@ -300,7 +315,7 @@ export class MessageLog {
    * caller's other writes. The head row stays locked until that transaction ends: keep it short.
    */
   async appendIn(trx: Transaction<Database>, entry: LogEntryInput): Promise<Appended> {
-    const written = await this.#write(trx, [toFields(this.gatewayId, entry)]);
+    const written = await this.#write(trx, [toFields(this.gatewayId, entry)], [entry.release]);
     const first = written[0];
     if (!first) throw new OnceOnlyError('internal_error', 'message log append wrote nothing');
     return first;
@@ -345,11 +360,13 @@ export class MessageLog {
       let written: Appended[];
       try {
         const rows = batch.map((p) => p.fields);
-        const raw = this.#raw;
+        const releases = batch.map((p) => p.release);
+        const withReleases = this.#onRelease !== undefined && releases.some((r) => r !== undefined);
+        const raw = withReleases ? undefined : this.#raw;
         // Kysely's connection() takes the store's one SQLite connection, so no Kysely transaction
         // is open while the synchronous one runs; it returns undefined if the head row is missing.
         const fast = raw ? await this.#db.connection().execute(() => Promise.resolve(raw(rows))) : undefined;
-        written = fast ?? (await this.#db.transaction().execute((trx) => this.#write(trx, rows)));
+        written = fast ?? (await this.#db.transaction().execute((trx) => this.#write(trx, rows, releases)));
       } catch (e) {
         for (const p of batch) p.reject(e);
         continue;
@@ -365,7 +382,7 @@ export class MessageLog {
   }
 
   /** Extends the chain by `rows` inside `trx`: lock head, insert, move head. */
-  async #write(trx: Transaction<Database>, rows: LoggedFields[]): Promise<Appended[]> {
+  async #write(trx: Transaction<Database>, rows: LoggedFields[], releases: readonly unknown[] = []): Promise<Appended[]> {
     let head = await this.#lockHead(trx, rows.length);
     if (!head) {
       await this.#createHead(trx);
@@ -395,6 +412,8 @@ export class MessageLog {
       await trx.insertInto('message_log').values(out).execute();
     }
     await trx.updateTable('message_log_head').set({ position, hash: prev }).where('gateway_id', '=', this.gatewayId).execute();
+    const released = out.flatMap((r, i) => (releases[i] === undefined ? [] : [{ position: r.position, at: r.at, release: releases[i] }]));
+    if (released.length > 0 && this.#onRelease) await this.#onRelease(trx, released);
     return out.map((r) => ({ position: r.position, hash: r.hash }));
   }
 

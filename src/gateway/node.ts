@@ -18,6 +18,8 @@ import { verifyGlobalConfiguration } from '../central/conf.ts';
 import { ConfClient } from './confclient.ts';
 import { Gateway, type ServiceRegistration } from './gateway.ts';
 import { MessageLog } from './messagelog.ts';
+import { TransparencyLog } from '../transparency/log.ts';
+import { AccessRecorder } from '../transparency/access.ts';
 import { GatewayMetrics } from './metrics.ts';
 import { createClientServer, createProviderServer } from './server.ts';
 import type { App } from '../core/http.ts';
@@ -164,6 +166,11 @@ export interface RunningGateway {
   stop(): Promise<void>;
 }
 
+/** The name of a gateway's transparency log: its id, then `/transparency`. */
+export function transparencyLogId(gatewayId: string): string {
+  return `${gatewayId}/transparency`;
+}
+
 /** Opens a gateway's store: PostgreSQL when a URL is given, else `gateway.sqlite` in its directory. */
 export function openGatewayStore(dir: string, databaseUrl?: string, pgSchema?: string): Promise<Store> {
   return openStore({ databaseUrl, sqliteFile: join(dir, FILES.store), ...(pgSchema ? { pgSchema } : {}) });
@@ -184,9 +191,12 @@ export async function startGateway(dir: string, opts: { databaseUrl?: string | u
     });
     const signingKey = loadPrivateKey(readFileSync(join(dir, FILES.signingKey), 'utf8'));
     const tls = { key: readFileSync(join(dir, FILES.tlsKey), 'utf8'), cert: readFileSync(join(dir, FILES.tlsCert), 'utf8') };
-    const log = new MessageLog({ db: store.db, dialect: store.dialect, sqlite: store.sqlite, gatewayId: settings.id, signingKey, confSerial: () => conf.held()?.serial ?? 0, ...nowOpt });
+    // The gateway's transparency log, signed with its signing key (published in the configuration).
+    const tlog = new TransparencyLog({ db: store.db, dialect: store.dialect, logId: transparencyLogId(settings.id), signingKey, ...nowOpt });
+    const access = new AccessRecorder({ db: store.db, log: tlog, gatewayId: settings.id });
+    const log = new MessageLog({ db: store.db, dialect: store.dialect, sqlite: store.sqlite, gatewayId: settings.id, signingKey, confSerial: () => conf.held()?.serial ?? 0, onRelease: (trx, releases) => access.write(trx, releases), ...nowOpt });
     const metrics = new GatewayMetrics();
-    const gateway = new Gateway({ id: settings.id, db: store.db, sqlite: store.sqlite, conf, log, metrics, signingKey, tls, services: settings.services, logBodies: settings.logBodies, maxBodyBytes: settings.maxBodyBytes, ...nowOpt });
+    const gateway = new Gateway({ id: settings.id, db: store.db, sqlite: store.sqlite, conf, log, access, metrics, signingKey, tls, services: settings.services, logBodies: settings.logBodies, maxBodyBytes: settings.maxBodyBytes, ...nowOpt });
     const client = await createClientServer(gateway, conf, metrics, { maxBodyBytes: settings.maxBodyBytes });
     const provider = await createProviderServer(gateway, { ...tls, ca: conf.held()!.caCertificate }, { maxBodyBytes: settings.maxBodyBytes });
     const clientUrl = await client.listen({ host: settings.client.host, port: settings.client.port });
@@ -194,12 +204,14 @@ export async function startGateway(dir: string, opts: { databaseUrl?: string | u
     const providerUrl = (await provider.listen({ host: settings.provider.host, port: settings.provider.port })).replace(/^http:/, 'https:');
     conf.start();
     log.start();
+    tlog.start();
     gateway.start();
     const stop = async (): Promise<void> => {
       conf.stop();
       await Promise.allSettled([client.close(), provider.close()]);
       await gateway.close();
       await log.stop();
+      await tlog.stop();
       await store.close();
     };
     return { gateway, conf, log, store, client, provider, clientUrl, providerUrl, stop };

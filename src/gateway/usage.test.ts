@@ -1,0 +1,114 @@
+/**
+ * Access records and the data-usage service, end to end over the real exchange: every release
+ * about a person leaves exactly one access record (in the transaction of its message-log record)
+ * and one transparency-log entry; refusals leave none; the person's records come back through the
+ * exchange, newest first, each provably in the gateway's signed log; the tracker merges them.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { IDS, TEST_AGREEMENTS, startExchange, type Exchange } from '../../test/support/exchange.ts';
+import { verifyAccessRecord, type AccessPage } from '../transparency/access.ts';
+import { verifyLog } from '../transparency/log.ts';
+import { transparencyLogId } from './node.ts';
+import { track } from '../cli/tracker.ts';
+
+const PORTAL = 'UK/MUN/LEEDS/portal';
+const PARKING = { 'x-road-client': IDS.parking, 'x-onceonly-purpose': 'resident-parking-permit' };
+const TRACKER = { 'x-road-client': PORTAL, 'x-onceonly-purpose': 'citizen-data-tracker' };
+let ex: Exchange;
+
+describe('access records and the data-usage service', () => {
+  before(async () => {
+    ex = await startExchange();
+    await ex.central.addSubsystem({ id: PORTAL });
+    await ex.central.publishAgreements({
+      agreements: [
+        ...TEST_AGREEMENTS.agreements,
+        { id: 'portal-tracker', client: PORTAL, provider: IDS.population, items: ['person.usageRecords'], purpose: { id: 'citizen-data-tracker', description: 'Show people every use of their data.' }, legalBasis: 'UK GDPR Art. 15 (synthetic)', validFrom: '2020-01-01', validUntil: '2099-12-31' },
+      ],
+    });
+    await ex.gro.conf.fetch();
+    await ex.leeds.conf.fetch();
+  });
+  after(async () => {
+    await ex.stop();
+  });
+
+  const usage = async (person: string, query = ''): Promise<{ status: number; page: AccessPage & { gateway: string } }> => {
+    const r = await ex.call(`/r1/${IDS.population}/data-usage/${person}?items=person.usageRecords${query}`, TRACKER);
+    return { status: r.status, page: JSON.parse(r.body) as AccessPage & { gateway: string } };
+  };
+  const records = async (): Promise<{ person: string; items: string }[]> => ex.gro.store.db.selectFrom('access_record').select(['person', 'items']).orderBy('log_position').execute();
+
+  test('each release leaves one access record and one log entry; refusals leave none', async () => {
+    const before_ = (await records()).length;
+    const ok1 = await ex.call(`/r1/${IDS.population}/people/${ex.people.alice}?items=person.givenName,person.address`, { ...PARKING, 'x-road-userid': 'clerk-17' });
+    assert.equal(ok1.status, 200, ok1.body);
+    const ok2 = await ex.call(`/r1/${IDS.population}/people/${ex.people.alice}/exists`, PARKING);
+    assert.equal(ok2.status, 200, ok2.body);
+    const ok3 = await ex.call(`/r1/${IDS.population}/people/${ex.people.bob}?items=person.familyName`, PARKING);
+    assert.equal(ok3.status, 200, ok3.body);
+    const refused = await ex.call(`/r1/${IDS.population}/people/${ex.people.alice}?items=person.birthDate`, PARKING);
+    assert.equal(refused.status, 403);
+    const noAgreement = await ex.call(`/r1/${IDS.population}/people/${ex.people.alice}?items=person.givenName`, { 'x-road-client': IDS.parking, 'x-onceonly-purpose': 'something-else' });
+    assert.equal(noAgreement.status, 403);
+    const rows = (await records()).slice(before_);
+    assert.deepEqual(rows, [
+      { person: ex.people.alice, items: '["person.givenName","person.address"]' },
+      { person: ex.people.alice, items: '[]' },
+      { person: ex.people.bob, items: '["person.familyName"]' },
+    ]);
+    const tlog = await ex.gro.store.db.selectFrom('transparency_entry').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirst();
+    assert.equal(Number(tlog?.n), rows.length + before_);
+  });
+
+  test('a person\'s records come through the exchange, newest first, only theirs, each proven in the signed log', async () => {
+    const { status, page } = await usage(ex.people.alice);
+    assert.equal(status, 200, JSON.stringify(page));
+    assert.equal(page.total, 2);
+    assert.deepEqual(page.records.map((r) => r.record.items), [[], ['person.givenName', 'person.address']]);
+    assert.ok(page.records.every((r) => r.record.person === ex.people.alice));
+    const first = page.records[1]!.record;
+    assert.equal(first.client, IDS.parking);
+    assert.equal(first.agreement, 'leeds-parking-population');
+    assert.equal(first.purpose, 'resident-parking-permit');
+    assert.equal(first.legalBasis, 'Synthetic agreement for tests');
+    assert.equal(first.userId, 'clerk-17');
+    const key = ex.leeds.conf.held()!.gateways.find((g) => g.id === IDS.groGw)!.signingKey;
+    for (const { record, proof } of page.records) {
+      const v = verifyAccessRecord(record, proof, key);
+      assert.ok(v.ok, v.ok ? '' : v.reason);
+    }
+    // An altered record no longer matches its log entry; a proof against another key fails.
+    const altered = { ...first, client: 'UK/GOV/DWP/benefits' };
+    assert.equal(verifyAccessRecord(altered, page.records[1]!.proof, key).ok, false);
+    const otherKey = ex.leeds.conf.held()!.gateways.find((g) => g.id === IDS.leedsGw)!.signingKey;
+    assert.equal(verifyAccessRecord(first, page.records[1]!.proof, otherKey).ok, false);
+    // Paging.
+    const p2 = await usage(ex.people.alice, '&page=2&pageSize=1');
+    assert.equal(p2.page.records.length, 1);
+    assert.deepEqual(p2.page.records[0]!.record, first);
+    const log = await verifyLog(ex.gro.store.db, transparencyLogId(IDS.groGw));
+    assert.equal(log.ok, true, JSON.stringify(log.problems));
+  });
+
+  test('the data-usage service follows the same access rules as any service', async () => {
+    const noAgreement = await ex.call(`/r1/${IDS.population}/data-usage/${ex.people.alice}?items=person.usageRecords`, PARKING);
+    assert.equal(noAgreement.status, 403);
+    assert.equal((JSON.parse(noAgreement.body) as { type: string }).type, 'item_not_covered', 'the parking agreement does not grant usage records');
+    const otherItem = await ex.call(`/r1/${IDS.population}/data-usage/${ex.people.alice}?items=person.givenName`, TRACKER);
+    assert.equal(otherItem.status, 400);
+    const badId = await ex.call(`/r1/${IDS.population}/data-usage/not-a-person?items=person.usageRecords`, TRACKER);
+    assert.equal(badId.status, 400);
+    const badPage = await usage(ex.people.alice, '&pageSize=1000');
+    assert.equal(badPage.status, 400);
+  });
+
+  test('the tracker asks every register the portal may ask, verifies and merges, and never shows another person\'s records', async () => {
+    const r = await track(ex.people.bob, { dir: ex.dirs.leeds, client: PORTAL });
+    assert.deepEqual(r.asked.map((a) => [a.provider, a.records, a.error]), [[IDS.population, 1, undefined]]);
+    assert.equal(r.records.length, 1);
+    assert.ok(r.records.every((x) => x.verified && x.record.person === ex.people.bob));
+    await assert.rejects(track('P-123', { dir: ex.dirs.leeds, client: PORTAL }), /not a population-register id/);
+  });
+});

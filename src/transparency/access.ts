@@ -1,0 +1,167 @@
+/**
+ * @module transparency/access
+ * Access records: what a provider gateway released about a person, to whom, why and under which
+ * agreement. Each is written in the transaction of the exchange's message-log record and appended
+ * to the gateway's transparency log, so a person can see every use of their data
+ * ({@link AccessRecorder.list}) with a proof that the record is in the log.
+ *
+ * The log holds a digest of each record, not the record: a transparency log cannot forget, and
+ * personal data has no place in one. A person holding their record recomputes its digest, finds
+ * it in the log entry, and checks the entry's inclusion proof against the signed tree head.
+ */
+import type { Kysely, Transaction } from 'kysely';
+import { sha256hex } from '../core/crypto.ts';
+import { canonicalJson } from '../core/json.ts';
+import { OnceOnlyError } from '../core/errors.ts';
+import type { Database } from '../store/schema.ts';
+import { parseEntry, verifyInclusionProof, type InclusionProofDocument, type Verdict } from './formats.ts';
+import type { Ed25519PublicJwk } from '../core/crypto.ts';
+import type { TransparencyLog } from './log.ts';
+
+/** First field of every access record (so a later format can be told apart). */
+export const ACCESS_FORMAT = 'onceonly-access-record-1';
+
+/** What a release gives the recorder (the gateway fills it). */
+export interface Release {
+  person: string;
+  client: string;
+  provider: string;
+  service: string;
+  /** Items released; [] for an existence check. */
+  items: string[];
+  agreement: string;
+  purpose: string;
+  legalBasis: string;
+  requestId: string;
+  userId: string | null;
+}
+
+/** An access record as served to the person: every field their digest covers. */
+export interface AccessRecord extends Release {
+  format: typeof ACCESS_FORMAT;
+  gateway: string;
+  /** The exchange's position in the gateway's message log. */
+  logPosition: number;
+  at: string;
+}
+
+/** The transparency-log entry for an access record. */
+export interface AccessLogRecord {
+  kind: 'access';
+  gateway: string;
+  /** sha256hex of the access record's canonical JSON (RFC 8785 for the values used). */
+  digest: string;
+}
+
+/** The digest that ties a record to its log entry. */
+export function accessDigest(r: AccessRecord): string {
+  return sha256hex(canonicalJson(r, 'accessRecord'));
+}
+
+export interface AccessPage {
+  person: string;
+  page: number;
+  pageSize: number;
+  total: number;
+  /** Newest first; each with its log entry's inclusion proof against the latest signed tree head. */
+  records: { record: AccessRecord; proof: InclusionProofDocument }[];
+}
+
+export class AccessRecorder {
+  readonly #db: Kysely<Database>;
+  readonly #log: TransparencyLog;
+  readonly #gateway: string;
+
+  constructor(opts: { db: Kysely<Database>; log: TransparencyLog; gatewayId: string }) {
+    this.#db = opts.db;
+    this.#log = opts.log;
+    this.#gateway = opts.gatewayId;
+  }
+
+  /** Writes the access records of releases inside the message log's transaction. */
+  async write(trx: Transaction<Database>, releases: { position: number; at: string; release: unknown }[]): Promise<void> {
+    const records = releases.map(({ position, at, release }): AccessRecord => ({ format: ACCESS_FORMAT, gateway: this.#gateway, logPosition: position, at, ...(release as Release) }));
+    const appended = await this.#log.appendIn(
+      trx,
+      records.map((r): AccessLogRecord => ({ kind: 'access', gateway: this.#gateway, digest: accessDigest(r) })),
+    );
+    await trx
+      .insertInto('access_record')
+      .values(
+        records.map((r, i) => ({
+          gateway_id: r.gateway,
+          log_position: r.logPosition,
+          person: r.person,
+          at: r.at,
+          client: r.client,
+          provider: r.provider,
+          service: r.service,
+          items: JSON.stringify(r.items),
+          agreement: r.agreement,
+          purpose: r.purpose,
+          legal_basis: r.legalBasis,
+          request_id: r.requestId,
+          user_id: r.userId,
+          tlog_index: appended[i]!.index,
+        })),
+      )
+      .execute();
+  }
+
+  /** A person's records on this gateway, newest first, with inclusion proofs. */
+  async list(person: string, page = 1, pageSize = 20): Promise<AccessPage> {
+    if (!Number.isInteger(page) || page < 1 || page > 100_000) throw new OnceOnlyError('invalid_request', 'page must be a whole number from 1', { field: 'query.page', expected: '1, 2, 3, …' });
+    if (!Number.isInteger(pageSize) || pageSize < 1 || pageSize > 100) throw new OnceOnlyError('invalid_request', 'pageSize must be from 1 to 100', { field: 'query.pageSize', expected: '1 to 100' });
+    const base = this.#db.selectFrom('access_record').where('gateway_id', '=', this.#gateway).where('person', '=', person);
+    const count = await base.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirst();
+    const rows = await base
+      .selectAll()
+      .orderBy('at', 'desc')
+      .orderBy('log_position', 'desc')
+      .limit(pageSize)
+      .offset((page - 1) * pageSize)
+      .execute();
+    // The newest records must be covered by the head the proofs are against: sign now if they are not.
+    let head = await this.#log.latestTreeHead();
+    const newest = rows.reduce((m, r) => Math.max(m, Number(r.tlog_index)), -1);
+    if (!head || head.treeSize <= newest) head = (await this.#log.signTreeHead({ onlyIfChanged: true })) ?? (await this.#log.latestTreeHead());
+    if (!head && rows.length) throw new OnceOnlyError('service_unavailable', 'the transparency log cannot sign a tree head');
+    const records = [];
+    for (const r of rows) {
+      const record: AccessRecord = {
+        format: ACCESS_FORMAT,
+        gateway: r.gateway_id,
+        logPosition: Number(r.log_position),
+        at: r.at,
+        person: r.person,
+        client: r.client,
+        provider: r.provider,
+        service: r.service,
+        items: JSON.parse(r.items) as string[],
+        agreement: r.agreement,
+        purpose: r.purpose,
+        legalBasis: r.legal_basis,
+        requestId: r.request_id,
+        userId: r.user_id,
+      };
+      records.push({ record, proof: await this.#log.proveInclusion(Number(r.tlog_index), head) });
+    }
+    return { person, page, pageSize, total: Number(count?.n ?? 0), records };
+  }
+}
+
+/**
+ * Checks one record as a person receives it: its digest is the one in the log entry, the entry is
+ * the gateway's (`kind: access`, its gateway id), and the entry's inclusion proof leads to a tree
+ * head signed with `key` (the gateway's signing key from the global configuration).
+ */
+export function verifyAccessRecord(record: AccessRecord, proof: InclusionProofDocument, key: Ed25519PublicJwk): Verdict {
+  const verdict = verifyInclusionProof(proof, key);
+  if (!verdict.ok) return verdict;
+  const entry = proof.entry === undefined ? undefined : parseEntry(proof.entry);
+  const logged = entry?.record as Partial<AccessLogRecord> | undefined;
+  if (!logged || logged.kind !== 'access') return { ok: false, reason: 'the proven log entry is not an access record', details: verdict.details };
+  if (logged.gateway !== record.gateway) return { ok: false, reason: `the log entry is from gateway ${String(logged.gateway)}, the record from ${record.gateway}`, details: verdict.details };
+  if (logged.digest !== accessDigest(record)) return { ok: false, reason: 'the record does not match the digest in its log entry: it was altered', details: verdict.details };
+  return { ok: true, details: [...verdict.details, 'the record matches its log entry'] };
+}
