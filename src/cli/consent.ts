@@ -20,7 +20,8 @@ import { OnceOnlyError } from '../core/errors.ts';
 import { parseSubsystemId } from '../core/ids.ts';
 import { ConsentStore, DPV_STATE, type Consent } from '../consent/consent.ts';
 import { ConfClient } from '../gateway/confclient.ts';
-import { openGatewayStore, readAnchor, readSettings } from '../gateway/node.ts';
+import { openGatewayStore, readAnchor, readSettings, transparencyLogId } from '../gateway/node.ts';
+import { TransparencyLog } from '../transparency/log.ts';
 import type { Store } from '../store/db.ts';
 import { reportError } from './common.ts';
 
@@ -53,7 +54,10 @@ async function withGateway<T>(dir: string, fn: (gw: Gw) => Promise<T>): Promise<
       const p = parseSubsystemId(a.provider, 'agreement.provider');
       if (`${p.instance}/${p.memberClass}/${p.memberCode}` === member) byId.set(a.id, a);
     }
-    const consents = new ConsentStore({ db: store.db, agreements: (id) => byId.get(id) });
+    // The same transparency log the running gateway appends consent events to.
+    const signingKey = loadPrivateKey(readFileSync(join(dir, SIGNING_KEY_FILE), 'utf8'));
+    const tlog = new TransparencyLog({ db: store.db, dialect: store.dialect, logId: transparencyLogId(settings.id), signingKey });
+    const consents = new ConsentStore({ db: store.db, agreements: (id) => byId.get(id), onEvent: async (event, tx) => void (await tlog.appendIn(tx, [event])) });
     return await fn({ id: settings.id, store, consents });
   } finally {
     await store.close();

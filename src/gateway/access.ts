@@ -69,13 +69,9 @@ export function decideAccess(v: ConfView, r: AccessRequest): Agreement {
   for (const a of current) {
     const granted = new Set(a.items);
     const missing = r.items.filter((i) => !granted.has(i));
-    if (missing.length === 0) {
-      // Fail closed: until the citizen consent and preview flows exist, an agreement that needs
-      // them releases nothing rather than releasing without them.
-      if (a.consentRequired) throw new OnceOnlyError('consent_required', `agreement ${a.id} releases data only with the citizen's consent`, { agreement: a.id });
-      if (a.previewRequired) throw new OnceOnlyError('preview_required', `agreement ${a.id} releases data only after the citizen has previewed and approved it`, { agreement: a.id });
-      return a;
-    }
+    // Consent and preview, when the agreement asks for them, are checked by the provider gateway
+    // after this decision (they need the person and the store): see Gateway.providerInner.
+    if (missing.length === 0) return a;
     if (!best || missing.length < best.missing.length) best = { a, missing };
   }
   // Refuse the whole request rather than narrow it: a silently narrowed answer looks complete.

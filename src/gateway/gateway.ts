@@ -25,6 +25,8 @@ import type { ConfClient, ConfView } from './confclient.ts';
 import type { LogEntryInput, MessageLog } from './messagelog.ts';
 import type { GatewayMetrics } from './metrics.ts';
 import type { AccessRecorder, Release } from '../transparency/access.ts';
+import type { ConsentStore } from '../consent/consent.ts';
+import type { PreviewStore } from '../preview/preview.ts';
 
 /** A service a provider subsystem offers through this gateway. */
 export interface ServiceRegistration {
@@ -54,6 +56,10 @@ export interface GatewayOptions {
   log: MessageLog;
   /** Access records of releases about people, and the data-usage service that serves them. */
   access?: AccessRecorder;
+  /** Consents, checked for agreements flagged consent-required (without it those release nothing). */
+  consents?: ConsentStore;
+  /** Explicit requests and previews, for agreements flagged preview-required (without it those release nothing). */
+  previews?: PreviewStore;
   metrics: GatewayMetrics;
   signingKey: KeyObject;
   tls: { key: string; cert: string };
@@ -533,7 +539,26 @@ export class Gateway {
     // 5. The agreement: deny by default.
     const agreement = decideAccess(v, { client: fields.client, provider: target.providerId, purpose: fields.purpose, agreement: fields.agreement, items: ctx.items, date: today(this.now()) });
     ctx.agreement = agreement.id;
-    // 6. Call the service, then check that the answer releases only what was granted.
+    // 6. The person's own say, where the agreement gives them one.
+    const person = target.path.split('/')[1] ?? '';
+    if (agreement.consentRequired) {
+      const consent = this.o.consents && PERSON_ID.test(person) ? await this.o.consents.inForce({ person, controller: fields.client, purpose: agreement.purpose.id, items: ctx.items, agreement: agreement.id, at: this.now() }) : null;
+      if (!consent) throw new OnceOnlyError('consent_required', `agreement ${agreement.id} releases data only while the person's consent covers the request`, { agreement: agreement.id });
+    }
+    if (agreement.previewRequired) {
+      // An existence check asks for no items, so there is nothing to preview: it is refused.
+      if (!this.o.previews || !PERSON_ID.test(person) || ctx.items.length === 0) {
+        throw new OnceOnlyError('preview_required', `agreement ${agreement.id} releases data only after the person has seen and approved it`, { agreement: agreement.id });
+      }
+      // OOTS explicit request: the first request opens a preview at the source; after the person
+      // approves, one retry is released (consume throws preview_declined after a decline).
+      const decision = await this.o.previews.consume({ client: fields.client, provider: target.providerId, person, items: ctx.items, agreement: agreement.id });
+      if (decision === 'none') {
+        const p = await this.o.previews.open({ client: fields.client, provider: target.providerId, person, items: ctx.items, agreement, requestFingerprint: ctx.requestHash });
+        throw new OnceOnlyError('preview_required', 'the person must see and approve this release at the source first', { agreement: agreement.id, previewUrl: p.url, expiresAt: p.expiresAt });
+      }
+    }
+    // 7. Call the service, then check that the answer releases only what was granted.
     const upstream = await this.callService(service, target);
     if (upstream.status >= 200 && upstream.status < 300) {
       this.checkRelease(upstream.body, new Set(agreement.items), target);

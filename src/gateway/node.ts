@@ -20,6 +20,12 @@ import { Gateway, type ServiceRegistration } from './gateway.ts';
 import { MessageLog } from './messagelog.ts';
 import { TransparencyLog } from '../transparency/log.ts';
 import { AccessRecorder } from '../transparency/access.ts';
+import { ConsentStore } from '../consent/consent.ts';
+import { consentRoutes, type PersonCredential } from '../consent/routes.ts';
+import { PreviewStore } from '../preview/preview.ts';
+import { previewRoutes } from '../preview/routes.ts';
+import type { Agreement } from '../catalogue/agreements.ts';
+import { request } from 'undici';
 import { GatewayMetrics } from './metrics.ts';
 import { createClientServer, createProviderServer } from './server.ts';
 import type { App } from '../core/http.ts';
@@ -166,6 +172,35 @@ export interface RunningGateway {
   stop(): Promise<void>;
 }
 
+/**
+ * The people's bearer credentials for the consent API (`consent-credentials.json` in the gateway
+ * directory, `[{token, person}]`): a stand-in for citizen sign-in, which comes with the portal.
+ */
+function readConsentCredentials(dir: string): PersonCredential[] {
+  const file = join(dir, 'consent-credentials.json');
+  if (!existsSync(file)) return [];
+  let v: unknown;
+  try {
+    v = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new OnceOnlyError('invalid_file', `${file} is not JSON: ${(e as Error).message}`, { file });
+  }
+  if (!Array.isArray(v) || !v.every((c) => typeof c === 'object' && c !== null && typeof (c as PersonCredential).token === 'string' && typeof (c as PersonCredential).person === 'string')) {
+    throw new OnceOnlyError('invalid_file', `${file} must be a list of {token, person}`, { file, expected: '[{"token": "…", "person": "P-…"}]' });
+  }
+  return v as PersonCredential[];
+}
+
+/** What a preview page shows: the items' current values, read from the provider's registry service. */
+async function registryValues(services: Record<string, ServiceRegistration> | undefined, person: string, items: readonly string[]): Promise<Record<string, unknown>> {
+  const service = Object.values(services ?? {}).find((s) => s.kind === 'registry');
+  if (!service) throw new OnceOnlyError('service_unavailable', 'no registry service is registered for this subsystem');
+  const res = await request(`${service.url.replace(/\/$/, '')}/${encodeURIComponent(person)}?items=${items.map(encodeURIComponent).join(',')}`, { headers: { accept: 'application/json', ...(service.headers ?? {}) }, headersTimeout: service.timeoutMs, bodyTimeout: service.timeoutMs });
+  const body = (await res.body.json()) as { items?: Record<string, unknown> };
+  if (res.statusCode !== 200 || !body.items) throw new OnceOnlyError('service_failed', `the registry answered ${res.statusCode} for the preview`);
+  return body.items;
+}
+
 /** The name of a gateway's transparency log: its id, then `/transparency`. */
 export function transparencyLogId(gatewayId: string): string {
   return `${gatewayId}/transparency`;
@@ -196,10 +231,20 @@ export async function startGateway(dir: string, opts: { databaseUrl?: string | u
     const access = new AccessRecorder({ db: store.db, log: tlog, gatewayId: settings.id });
     const log = new MessageLog({ db: store.db, dialect: store.dialect, sqlite: store.sqlite, gatewayId: settings.id, signingKey, confSerial: () => conf.held()?.serial ?? 0, onRelease: (trx, releases) => access.write(trx, releases), ...nowOpt });
     const metrics = new GatewayMetrics();
-    const gateway = new Gateway({ id: settings.id, db: store.db, sqlite: store.sqlite, conf, log, access, metrics, signingKey, tls, services: settings.services, logBodies: settings.logBodies, maxBodyBytes: settings.maxBodyBytes, ...nowOpt });
+    const agreementById = (id: string): Agreement | undefined => conf.held()?.agreements.find((a) => a.id === id);
+    // Consent events go to the transparency log in the transaction that records them.
+    const consents = new ConsentStore({ db: store.db, agreements: agreementById, onEvent: async (event, tx) => void (await tlog.appendIn(tx, [event])), ...nowOpt });
+    let clientUrl = '';
+    const previews = new PreviewStore({ db: store.db, signingKey, baseUrl: () => clientUrl, fetchValues: (person, items, provider) => registryValues(settings.services[provider], person, items), ...nowOpt });
+    const gateway = new Gateway({ id: settings.id, db: store.db, sqlite: store.sqlite, conf, log, access, consents, previews, metrics, signingKey, tls, services: settings.services, logBodies: settings.logBodies, maxBodyBytes: settings.maxBodyBytes, ...nowOpt });
     const client = await createClientServer(gateway, conf, metrics, { maxBodyBytes: settings.maxBodyBytes });
+    // The person's pages and API are served by the provider organisation's gateway on its own side
+    // (the provider side demands gateway certificates a browser does not have).
+    await client.register(previewRoutes, { previews });
+    const credentials = readConsentCredentials(dir);
+    if (credentials.length) await client.register(consentRoutes, { consents, credentials, receiptKey: signingKey, issuer: settings.id });
     const provider = await createProviderServer(gateway, { ...tls, ca: conf.held()!.caCertificate }, { maxBodyBytes: settings.maxBodyBytes });
-    const clientUrl = await client.listen({ host: settings.client.host, port: settings.client.port });
+    clientUrl = await client.listen({ host: settings.client.host, port: settings.client.port });
     // Fastify names the scheme from its own options; the server factory made it HTTPS.
     const providerUrl = (await provider.listen({ host: settings.provider.host, port: settings.provider.port })).replace(/^http:/, 'https:');
     conf.start();

@@ -60,15 +60,19 @@ export interface PreviewEvent {
 export type PreviewEventHook = (event: PreviewEvent, tx: Transaction<Database>) => Promise<unknown> | void;
 
 /** Reads the current values of `items` of `person` (the gateway asks its registry). */
-export type FetchValues = (person: string, items: readonly string[]) => Promise<Record<string, unknown>>;
+/** Reads the values the page shows, from the register of `provider` (the subsystem the request was for). */
+export type FetchValues = (person: string, items: readonly string[], provider: string) => Promise<Record<string, unknown>>;
 
 /** Options of {@link PreviewStore}. */
 export interface PreviewStoreOptions {
   db: Kysely<Database>;
   /** The provider gateway's Ed25519 signing key. */
   signingKey: KeyObject;
-  /** Where the preview pages are served, e.g. `https://gro.example:8620`; links are `{baseUrl}/preview/{token}`. */
-  baseUrl: string;
+  /**
+   * Where the preview pages are served, e.g. `https://gro.example:8620`; links are
+   * `{baseUrl}/preview/{token}`. A function when the address is known only once the server listens.
+   */
+  baseUrl: string | (() => string);
   fetchValues: FetchValues;
   /** Human label of an item for the page (the catalogue's `label`); default the item id. */
   itemLabel?: (item: string) => string | undefined;
@@ -234,14 +238,14 @@ export class PreviewStore {
       await tx.insertInto('preview').values(row).execute();
       await this.#onEvent(toEvent(row, 'opened', row.created_at), tx);
     });
-    return { id: row.id, token, url: `${this.#o.baseUrl.replace(/\/+$/, '')}/preview/${token}`, expiresAt: row.link_expires_at };
+    return { id: row.id, token, url: `${(typeof this.#o.baseUrl === 'function' ? this.#o.baseUrl() : this.#o.baseUrl).replace(/\/+$/, '')}/preview/${token}`, expiresAt: row.link_expires_at };
   }
 
   /** What the page shows for a link: the items and their current values, to whom and why. */
   async view(token: string): Promise<PreviewView> {
     const row = await this.#pending(token);
     const items: string[] = JSON.parse(row.items) as string[];
-    const values = await this.#o.fetchValues(row.person, items);
+    const values = await this.#o.fetchValues(row.person, items, row.provider);
     return {
       id: row.id,
       person: row.person,
