@@ -39,8 +39,8 @@ test('the shipped catalogue loads with exactly the agreed items and owners', () 
     'business.status',
   ]);
   assert.deepEqual(byOwner('UK/GOV/DVLA/vehicles'), ['vehicle.keeper', 'vehicle.registrationNumber']);
-  assert.deepEqual(byOwner('UK/GOV/DWP/disability'), ['person.disabilityStatus']);
-  assert.equal(c.list().length, 22);
+  assert.deepEqual(byOwner('UK/GOV/DWP/disability'), ['person.disabilityStatus', 'person.disabilityUsageRecords']);
+  assert.equal(c.list().length, 23);
   assert.equal(c.get('person.disabilityStatus')?.classification, 'special-category');
   assert.equal(c.get('business.officers')?.classification, 'personal');
   assert.equal(c.get('business.name')?.classification, 'public');

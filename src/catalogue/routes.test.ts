@@ -25,7 +25,7 @@ test('GET /catalogue/items lists every item with its schema and owner', async ()
   const res = await app.inject({ method: 'GET', url: '/catalogue/items' });
   assert.equal(res.statusCode, 200);
   const items = res.json<{ id: string; owner: string; schema: Record<string, unknown> }[]>();
-  assert.equal(items.length, 22);
+  assert.equal(items.length, 23);
   const dob = items.find((i) => i.id === 'person.birthDate');
   assert.equal(dob?.owner, 'UK/GOV/GRO/population');
   assert.deepEqual(dob?.schema, { type: 'string', format: 'date' });

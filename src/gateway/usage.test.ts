@@ -11,26 +11,58 @@ import { verifyAccessRecord, type AccessPage } from '../transparency/access.ts';
 import { verifyLog } from '../transparency/log.ts';
 import { transparencyLogId } from './node.ts';
 import { track } from '../cli/tracker.ts';
+import { createServer, type Server } from 'node:http';
+import { join } from 'node:path';
+import { addService, initGateway, startGateway, type RunningGateway } from './node.ts';
+import { freePort } from '../demo/ports.ts';
 
 const PORTAL = 'UK/MUN/LEEDS/portal';
+const DISABILITY = 'UK/GOV/DWP/disability';
+const DWP_GW = 'UK/GOV/DWP/gw1';
 const PARKING = { 'x-road-client': IDS.parking, 'x-onceonly-purpose': 'resident-parking-permit' };
 const TRACKER = { 'x-road-client': PORTAL, 'x-onceonly-purpose': 'citizen-data-tracker' };
 let ex: Exchange;
+let dwp: RunningGateway;
+let disabilityRegister: Server;
 
 describe('access records and the data-usage service', () => {
   before(async () => {
     ex = await startExchange();
     await ex.central.addSubsystem({ id: PORTAL });
+    await ex.central.addSubsystem({ id: DISABILITY });
+    // A second register of person data, behind its own organisation's gateway: a disability
+    // register answering registry envelopes for person.disabilityStatus.
+    disabilityRegister = createServer((req, res) => {
+      const id = /^\/disability\/(P-\d{9}-[0-9X])\?/.exec(req.url ?? '')?.[1];
+      res.setHeader('content-type', 'application/json');
+      if (!id) {
+        res.statusCode = 404;
+        res.end(JSON.stringify({ type: 'unknown_subject', message: 'no such person' }));
+        return;
+      }
+      res.end(JSON.stringify({ id, items: { 'person.disabilityStatus': { value: { disabled: false }, source: DISABILITY, lastUpdated: '2025-01-01', classification: 'special-category' } } }));
+    });
+    await new Promise<void>((resolve) => disabilityRegister.listen(0, '127.0.0.1', resolve));
+    const dwpDir = join(ex.root, 'gw-dwp');
+    const [dwpPort, dwpClient] = await Promise.all([freePort(), freePort()]);
+    await initGateway({ dir: dwpDir, anchorFile: join(ex.dirs.central, 'anchor.json'), id: DWP_GW, address: `https://127.0.0.1:${dwpPort}`, clientPort: dwpClient, providerPort: dwpPort, token: ex.token });
+    addService(dwpDir, DISABILITY, 'disability', { url: `http://127.0.0.1:${(disabilityRegister.address() as { port: number }).port}/disability`, timeoutMs: 5000, kind: 'registry' });
     await ex.central.publishAgreements({
       agreements: [
         ...TEST_AGREEMENTS.agreements,
+        { id: 'leeds-disability', client: IDS.parking, provider: DISABILITY, items: ['person.disabilityStatus'], purpose: { id: 'resident-parking-permit', description: 'Disabled parking bays.' }, legalBasis: 'UK GDPR Art. 9(2)(g) (synthetic)', validFrom: '2020-01-01', validUntil: '2099-12-31' },
+        { id: 'portal-tracker-disability', client: PORTAL, provider: DISABILITY, items: ['person.disabilityUsageRecords'], purpose: { id: 'citizen-data-tracker', description: 'Show people every use of their data.' }, legalBasis: 'UK GDPR Art. 15 (synthetic)', validFrom: '2020-01-01', validUntil: '2099-12-31' },
         { id: 'portal-tracker', client: PORTAL, provider: IDS.population, items: ['person.usageRecords'], purpose: { id: 'citizen-data-tracker', description: 'Show people every use of their data.' }, legalBasis: 'UK GDPR Art. 15 (synthetic)', validFrom: '2020-01-01', validUntil: '2099-12-31' },
       ],
     });
     await ex.gro.conf.fetch();
     await ex.leeds.conf.fetch();
+    dwp = await startGateway(dwpDir, { settings: { confIntervalMs: 60_000 }, now: ex.now });
+    await ex.leeds.conf.fetch();
   });
   after(async () => {
+    await dwp.stop();
+    await new Promise<void>((resolve) => disabilityRegister.close(() => resolve()));
     await ex.stop();
   });
 
@@ -105,10 +137,15 @@ describe('access records and the data-usage service', () => {
   });
 
   test('the tracker asks every register the portal may ask, verifies and merges, and never shows another person\'s records', async () => {
+    const d = await ex.call(`/r1/${DISABILITY}/disability/${ex.people.bob}?items=person.disabilityStatus`, PARKING);
+    assert.equal(d.status, 200, d.body);
     const r = await track(ex.people.bob, { dir: ex.dirs.leeds, client: PORTAL });
-    assert.deepEqual(r.asked.map((a) => [a.provider, a.records, a.error]), [[IDS.population, 1, undefined]]);
-    assert.equal(r.records.length, 1);
+    assert.deepEqual(r.asked.map((a) => [a.provider, a.records, a.error]), [[IDS.population, 1, undefined], [DISABILITY, 1, undefined]]);
+    assert.equal(r.records.length, 2);
+    assert.deepEqual(r.records.map((x) => x.record.provider), [DISABILITY, IDS.population], 'newest first, across registers');
     assert.ok(r.records.every((x) => x.verified && x.record.person === ex.people.bob));
+    const alice = await track(ex.people.alice, { dir: ex.dirs.leeds, client: PORTAL });
+    assert.ok(alice.records.length === 2 && alice.records.every((x) => x.record.person === ex.people.alice));
     await assert.rejects(track('P-123', { dir: ex.dirs.leeds, client: PORTAL }), /not a population-register id/);
   });
 });
