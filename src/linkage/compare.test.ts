@@ -62,6 +62,9 @@ test('blocking keys derive from normalised values', () => {
   assert.equal(derive('surname', 'prefix3', 'smith'), 'smi');
   assert.equal(derive('surname', 'prefix9', 'smith'), null, 'too short for the prefix');
   assert.equal(derive('email', 'local', 'a.b@c.org'), 'a.b');
+  assert.equal(derive('postcode', 'sector', 'LS14AB'), 'LS14');
+  assert.equal(derive('postcode', 'outward', 'LS14AB'), 'LS1');
+  assert.equal(derive('postcode', 'sector', '2119'), null, 'not a UK postcode');
   assert.equal(derive('surname', 'dm', null), null);
   assert.throws(() => derive('surname', 'soundex', 'smith'), /unknown blocking transform/);
 });

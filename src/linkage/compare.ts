@@ -208,6 +208,10 @@ export function derive(kind: FieldKind, transform: string | undefined, v: string
       return kind === 'dob' ? v.slice(4, 8) : null;
     case 'outward':
       return kind === 'postcode' ? postcodeOutward(v) : null;
+    case 'sector':
+      // The postcode sector (outward code and the inward code's digit, `LS1 4`): a few thousand
+      // addresses, a useful block when the unit's last letters are mistyped.
+      return kind === 'postcode' && postcodeOutward(v) !== null ? v.slice(0, -2) : null;
     case 'local':
       return kind === 'email' ? v.split('@')[0] || null : null;
     default: {
@@ -218,4 +222,4 @@ export function derive(kind: FieldKind, transform: string | undefined, v: string
   }
 }
 
-export const TRANSFORMS = ['dm', 'first', 'year', 'monthday', 'outward', 'local', 'prefixN'] as const;
+export const TRANSFORMS = ['dm', 'first', 'year', 'monthday', 'outward', 'sector', 'local', 'prefixN'] as const;

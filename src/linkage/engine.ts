@@ -181,7 +181,7 @@ export function parseBlockingRule(text: string): BlockingRule {
     try {
       derive(kind, transform, 'x');
     } catch {
-      throw new OnceOnlyError('invalid_request', `blocking rule "${text}": ${transform} is not a key transform`, { field: 'blocking', expected: 'dm, first, year, monthday, outward, local or prefixN (e.g. prefix3)' });
+      throw new OnceOnlyError('invalid_request', `blocking rule "${text}": ${transform} is not a key transform`, { field: 'blocking', expected: 'dm, first, year, monthday, outward, sector, local or prefixN (e.g. prefix3)' });
     }
   }
   return { name: keys.join(' + '), keys };
