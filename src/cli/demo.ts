@@ -65,7 +65,9 @@ export function registerDemoCommand(program: Command): void {
         process.once('SIGINT', () => stop('SIGINT'));
         process.once('SIGTERM', () => stop('SIGTERM'));
       } catch (e) {
-        process.exitCode = reportError(e);
+        // Exit rather than set the code: servers started before the failure would keep the
+        // process alive, and a demo that failed to start must not look as if it were running.
+        process.exit(reportError(e));
       }
     });
 }
