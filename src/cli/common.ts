@@ -4,6 +4,7 @@
  * and turning a typed error into a message on stderr and an exit code.
  */
 import { fileURLToPath } from 'node:url';
+import { InvalidArgumentError } from 'commander';
 import { isOnceOnlyError } from '../core/errors.ts';
 import { openStore, type Store } from '../store/db.ts';
 
@@ -45,7 +46,8 @@ export function intOption(name: string, min: number, max: number): (v: string) =
   return (v: string) => {
     const n = Number(v);
     if (!/^\d+$/.test(v) || !Number.isSafeInteger(n) || n < min || n > max) {
-      throw new Error(`--${name} must be a whole number from ${min} to ${max}, got ${JSON.stringify(v)}`);
+      // Commander prints this as a usage error (no stack trace); main.ts makes usage errors exit 2.
+      throw new InvalidArgumentError(`--${name} must be a whole number from ${min} to ${max}, got ${JSON.stringify(v)}`);
     }
     return n;
   };

@@ -18,6 +18,8 @@ import { openCliStore, reportError } from './common.ts';
 import { migrate } from '../store/db.ts';
 
 const program = new Command();
+// Bad options and arguments are bad input: exit 2, as every command's own typed errors do.
+program.exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2));
 program.name('onceonly').description('acquire each fact once, in the register that masters it, and re-use it everywhere').version('0.1.0');
 
 program
