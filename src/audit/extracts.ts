@@ -14,7 +14,7 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { generate } from '../registry/generate.ts';
+import { generate, makeRng } from '../registry/generate.ts';
 import { writeCsv } from '../linkage/csv.ts';
 import { heldValues, registerFromRecords, type HeldAddress, type RegisterPerson, type RegisterSnapshot } from './register.ts';
 import { classify, ITEMS, NICKNAMES, valueKey, type HeldValues, type Item, type ItemState } from './values.ts';
@@ -178,33 +178,7 @@ export interface ExtractOptions {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Randomness: sfc32 seeded by splitmix32, as the population generator uses.
-
-function makeRng(seed: number): () => number {
-  let s = seed >>> 0;
-  const split = (): number => {
-    s = (s + 0x9e3779b9) | 0;
-    let z = s;
-    z = Math.imul(z ^ (z >>> 16), 0x85ebca6b);
-    z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35);
-    return (z ^ (z >>> 16)) >>> 0;
-  };
-  let a = split();
-  let b = split();
-  let c = split();
-  let d = split();
-  const next = (): number => {
-    const t = (((a + b) | 0) + d) | 0;
-    d = (d + 1) | 0;
-    a = b ^ (b >>> 9);
-    b = (c + (c << 3)) | 0;
-    c = (c << 21) | (c >>> 11);
-    c = (c + t) | 0;
-    return (t >>> 0) / 4294967296;
-  };
-  for (let i = 0; i < 12; i++) next();
-  return next;
-}
+// Randomness: the population generator's (sfc32 seeded by splitmix32, see makeRng).
 
 /** A seed of its own for each agency and purpose, so adding an agency does not change the others. */
 function subSeed(seed: number, key: string): number {

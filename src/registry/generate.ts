@@ -118,7 +118,7 @@ export interface GenerateSummary {
  * sfc32 seeded through splitmix32: a few nanoseconds per draw, which matters when a million
  * people take dozens of draws each; Faker's own Mersenne Twister is kept for Faker's data only.
  */
-function makeRng(seed: number): () => number {
+export function makeRng(seed: number): () => number {
   let s = seed >>> 0;
   const split = (): number => {
     s = (s + 0x9e3779b9) | 0;
