@@ -7,7 +7,6 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -26,9 +25,9 @@ import { loadCosts, readExtractFile, readExtractText } from './input.ts';
 import { registerFromRecords } from './register.ts';
 import { renderHtml } from './report.ts';
 import { auditRoutes } from './routes.ts';
+import { runCli, type Run } from '../../test/support/cli.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const BIN = join(ROOT, 'bin/onceonly.js');
 const CATALOGUE = join(ROOT, 'config/catalogue.yaml');
 
 const tmp = mkdtempSync(join(tmpdir(), 'onceonly-audit-hostile-'));
@@ -128,22 +127,8 @@ describe('the audit given odd extracts', () => {
   });
 });
 
-interface Run {
-  status: number | null;
-  stdout: string;
-  stderr: string;
-}
-
 function cli(...args: string[]): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, 'audit', ...args], { cwd: tmp, env: { ...process.env, DATABASE_URL: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    child.once('error', reject);
-    child.once('close', (status) => resolve({ status, stdout, stderr }));
-  });
+  return runCli(['audit', ...args], tmp);
 }
 
 async function refused(args: string[], ...patterns: RegExp[]): Promise<Run> {

@@ -7,7 +7,8 @@ import { after } from 'node:test';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { isOnceOnlyError, type ErrorType, type OnceOnlyError } from '../core/errors.ts';
+import type { OnceOnlyError } from '../core/errors.ts';
+import { expectError } from '../../test/support/errors.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'onceonly-catalogue-'));
 let n = 0;
@@ -20,17 +21,7 @@ export function tempFile(text: string, ext = 'yaml'): string {
   return file;
 }
 
-/** Runs `fn`, asserts it throws an OnceOnlyError of `type`, and returns the error. */
-export function expectError(fn: () => unknown, type: ErrorType): OnceOnlyError {
-  try {
-    fn();
-  } catch (e) {
-    assert.ok(isOnceOnlyError(e), `expected an OnceOnlyError, got ${String(e)}`);
-    assert.equal(e.type, type, e.message);
-    return e;
-  }
-  assert.fail(`expected ${type} to be thrown`);
-}
+export { expectError };
 
 /** The `problems` list of an invalid_file error. */
 export function problemsOf(e: OnceOnlyError): { field: string; message: string; line?: number }[] {

@@ -6,7 +6,6 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,9 +15,9 @@ import { readTable } from '../linkage/csv.ts';
 import { detectFields } from '../linkage/engine.ts';
 import { checkModel } from '../linkage/model-check.ts';
 import type { Model } from '../linkage/types.ts';
+import { runCli, type Run } from '../../test/support/cli.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const BIN = join(ROOT, 'bin/onceonly.js');
 const DATA = fileURLToPath(new URL('../../../shared/data/linkage/', import.meta.url));
 const FEBRL4A = join(DATA, 'febrl/dataset4a.csv');
 const FEBRL4B = join(DATA, 'febrl/dataset4b.csv');
@@ -30,11 +29,6 @@ const dir = mkdtempSync(join(tmpdir(), 'onceonly-link-cli-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 const path = (name: string): string => join(dir, name);
 
-interface Run {
-  status: number | null;
-  stdout: string;
-  stderr: string;
-}
 
 /**
  * At most three commands at a time, however many tests are waiting: the tests run concurrently
@@ -60,15 +54,7 @@ function link(...args: string[]): Promise<Run> {
 }
 
 function spawnLink(args: string[]): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, 'link', ...args], { cwd: ROOT, env: { ...process.env, DATABASE_URL: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    child.once('error', reject);
-    child.once('close', (status) => resolve({ status, stdout, stderr }));
-  });
+  return runCli(['link', ...args], ROOT);
 }
 
 /** Runs a command that must succeed; fails with its output otherwise. */

@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import { parse as csvParse } from 'csv-parse/sync';
 import { isOnceOnlyError, type ErrorType, type OnceOnlyError } from '../core/errors.ts';
+import { expectError as expectTyped } from '../../test/support/errors.ts';
 import { csvLine, MAX_COMPARED_CHARS, parseCsvRecords, readTable, readTableFromString, refuseLongValues, writeCsv, writeTextFile } from './csv.ts';
 
 const DATA = fileURLToPath(new URL('../../../shared/data/linkage/', import.meta.url));
@@ -25,16 +26,9 @@ function tempCsv(content: string | Buffer): string {
   return file;
 }
 
-/** Runs `fn`, asserts it throws an OnceOnlyError of `type`, and returns the error. */
+/** Runs `fn`, asserts it throws an OnceOnlyError of `type` (default invalid_file), and returns the error. */
 function expectError(fn: () => unknown, type: ErrorType = 'invalid_file'): OnceOnlyError {
-  try {
-    fn();
-  } catch (e) {
-    assert.ok(isOnceOnlyError(e), `expected an OnceOnlyError, got ${String(e)}`);
-    assert.equal(e.type, type, e.message);
-    return e;
-  }
-  assert.fail(`expected ${type} to be thrown`);
+  return expectTyped(fn, type);
 }
 
 const ID = { idColumn: 'id' };
