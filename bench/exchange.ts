@@ -91,9 +91,9 @@ export async function runExchange(opts: { seconds: number }): Promise<BenchResul
     const anchorFile = join(root, 'central', 'anchor.json');
     const groDir = join(root, 'gw-gro');
     const leedsDir = join(root, 'gw-leeds');
-    await initGateway({ dir: groDir, anchorFile, id: 'UK/GOV/GRO/gw1', address: `https://127.0.0.1:${groPort}`, clientPort: groClient, providerPort: groPort, token: init.token });
+    await initGateway({ dir: groDir, anchorFile, id: 'UK/GOV/GRO/gw1', address: `https://127.0.0.1:${groPort}`, clientPort: groClient, providerPort: groPort, token: init.token, subsystems: ['UK/GOV/GRO/population'] });
     addService(groDir, 'UK/GOV/GRO/population', 'people', { url: `${registryUrl}/people`, timeoutMs: 10_000, kind: 'registry' });
-    await initGateway({ dir: leedsDir, anchorFile, id: 'UK/MUN/LEEDS/gw1', address: `https://127.0.0.1:${leedsPort}`, clientPort: leedsClient, providerPort: leedsPort, token: init.token });
+    await initGateway({ dir: leedsDir, anchorFile, id: 'UK/MUN/LEEDS/gw1', address: `https://127.0.0.1:${leedsPort}`, clientPort: leedsClient, providerPort: leedsPort, token: init.token, subsystems: ['UK/MUN/LEEDS/parking'] });
     for (const dir of [groDir, leedsDir]) {
       const g = await startProcess([...(process.env['BENCH_PROFILE'] ? ['--cpu-prof', '--cpu-prof-dir=/tmp/prof'] : []), 'bin/onceonly.js', 'gateway', 'serve', '--dir', dir]);
       children.push(g.child);

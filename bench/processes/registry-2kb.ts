@@ -15,7 +15,8 @@ const SIZE = 2048;
 app.get('/people/:id', (req, reply) => {
   const { id } = req.params as { id: string };
   const items = String((req.query as { items?: string }).items ?? '').split(',').filter((s) => s !== '');
-  const doc = { id, asAt: '2026-01-01', knownAt: null, items: {} as Record<string, unknown> };
+  // The registry contract: the answer names the date it answers for (today, as a registry would).
+  const doc = { id, asAt: new Date().toISOString().slice(0, 10), knownAt: null, items: {} as Record<string, unknown> };
   for (const it of items) doc.items[it] = { value: '', source: 'UK/GOV/GRO/population', lastUpdated: '2026-01-01T00:00:00.000Z', classification: 'personal' };
   const base = JSON.stringify(doc).length;
   const first = items[0];

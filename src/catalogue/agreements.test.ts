@@ -69,7 +69,9 @@ test('forClientAndProvider and findCovering', () => {
   const dvla = { client: 'UK/MUN/LEEDS/parking', provider: 'UK/GOV/DVLA/vehicles', items: ['vehicle.registrationNumber'] };
   assert.equal(register.findCovering({ ...dvla, date: '2025-06-01' }), undefined);
   assert.equal(register.findCovering({ ...dvla, date: '2023-06-01' })?.id, 'leeds-parking-dvla-keeper-2021');
-  expectError(() => register.forClientAndProvider('UK/GOV/DWP', 'UK/GOV/GRO/population', '2025-06-01'), 'invalid_identifier');
+  // A member-level client (X-Road allows one) has no agreements here; a malformed id is refused.
+  assert.deepEqual(register.forClientAndProvider('UK/GOV/DWP', 'UK/GOV/GRO/population', '2025-06-01'), []);
+  expectError(() => register.forClientAndProvider('UK/GOV', 'UK/GOV/GRO/population', '2025-06-01'), 'invalid_identifier');
 });
 
 function agreement(over: Record<string, unknown> = {}): Record<string, unknown> {

@@ -11,7 +11,7 @@
  */
 import { fileURLToPath } from 'node:url';
 import { parseIsoDate } from '../core/dates.ts';
-import { formatSubsystemId, parseSubsystemId } from '../core/ids.ts';
+import { formatClientId, formatSubsystemId, parseClientId, parseSubsystemId } from '../core/ids.ts';
 import type { Catalogue } from './catalogue.ts';
 import { ProblemCollector, readDocument, type DocPath, type Locator } from './document.ts';
 
@@ -21,16 +21,33 @@ export interface Purpose {
   readonly description: string;
 }
 
+/**
+ * Leave to read an item as it was (`asAt`, valid time) or as the register believed it (`knownAt`,
+ * transaction time), not only as it is today: granted per item, optionally only `years` back.
+ */
+export interface HistoryGrant {
+  readonly item: string;
+  /** How many years back from today reads may go; absent: no limit. */
+  readonly years?: number;
+}
+
 /** One data-sharing agreement. */
 export interface Agreement {
   /** Stable slug, e.g. `leeds-parking-population`. */
   readonly id: string;
-  /** The subsystem that reads. */
+  /** The client that reads: a subsystem, or a member (X-Road's member-level client). */
   readonly client: string;
   /** The subsystem that serves; it masters every item of the agreement. */
   readonly provider: string;
-  /** Catalogue item ids, at least one. */
+  /** Catalogue item ids the provider's registry services may release (at least one, unless `services` is given). */
   readonly items: readonly string[];
+  /** Items of `items` whose past may be read too; every other item only as it is today. */
+  readonly history: readonly HistoryGrant[];
+  /**
+   * Service codes of the provider's plain REST services (not registries) the client may call, with
+   * any method and path: X-Road's service-level access right, for services that are not item reads.
+   */
+  readonly services: readonly string[];
   readonly purpose: Purpose;
   /** The law that allows the sharing, e.g. "Digital Economy Act 2017, s.35". */
   readonly legalBasis: string;
@@ -56,11 +73,16 @@ export interface CoveringQuery {
   date: string;
 }
 
-const KEYS = ['id', 'client', 'provider', 'items', 'purpose', 'legalBasis', 'validFrom', 'validUntil'] as const;
-const OPTIONAL = ['consentRequired', 'previewRequired'] as const;
+const KEYS = ['id', 'client', 'provider', 'purpose', 'legalBasis', 'validFrom', 'validUntil'] as const;
+const OPTIONAL = ['items', 'history', 'services', 'consentRequired', 'previewRequired'] as const;
+const SERVICE_CODE = /^[A-Za-z0-9][A-Za-z0-9._'()+,=?-]{0,254}$/;
 
 function canonical(id: string, field: string): string {
   return formatSubsystemId(parseSubsystemId(id, field));
+}
+
+function canonicalClient(id: string, field: string): string {
+  return formatClientId(parseClientId(id, field));
 }
 
 /** True when `a` is in force on `date` (inclusive at both ends). */
@@ -98,7 +120,7 @@ export class AgreementRegister {
 
   /** The agreements in force on `date` between this client and provider. */
   forClientAndProvider(client: string, provider: string, date: string): Agreement[] {
-    const c = canonical(client, 'client');
+    const c = canonicalClient(client, 'client');
     const p = canonical(provider, 'provider');
     return this.inForce(date).filter((a) => a.client === c && a.provider === p);
   }
@@ -131,7 +153,7 @@ export function parseAgreements(doc: unknown, file: string, catalogue: Catalogue
     if (!o) return;
     const id = p.slug(o['id'], [...at, 'id']);
     const name = id ?? `agreements[${index}]`;
-    const client = p.subsystem(o['client'], [...at, 'client']);
+    const client = p.client(o['client'], [...at, 'client']);
     const provider = p.subsystem(o['provider'], [...at, 'provider']);
     if (client !== undefined && provider !== undefined && client === provider) {
       p.report([...at, 'provider'], `agreement "${name}": client and provider are both ${client}; a subsystem needs no agreement to read its own data`, 'a provider other than the client');
@@ -145,15 +167,18 @@ export function parseAgreements(doc: unknown, file: string, catalogue: Catalogue
     }
     const consentRequired = p.boolean(o['consentRequired'], [...at, 'consentRequired'], false);
     const previewRequired = p.boolean(o['previewRequired'], [...at, 'previewRequired'], false);
-    const items = readItems(p, o['items'], [...at, 'items'], name, provider, catalogue);
+    const services = readServices(p, o['services'], [...at, 'services']);
+    const items = o['items'] === undefined && services && services.length > 0 ? [] : readItems(p, o['items'], [...at, 'items'], name, provider, catalogue);
+    if (o['items'] === undefined && !(services && services.length > 0)) p.report([...at, 'items'], 'is required', 'the items granted, or services');
+    const history = items ? readHistory(p, o['history'], [...at, 'history'], name, items) : undefined;
 
     if (id !== undefined) {
       const prior = seen.get(id);
       if (prior !== undefined) p.report([...at, 'id'], `duplicate agreement id "${id}" (first at agreements[${prior}])`, 'each agreement id once');
       else seen.set(id, index);
     }
-    if (id === undefined || client === undefined || provider === undefined || !items || !purpose || legalBasis === undefined || validFrom === undefined || validUntil === undefined) return;
-    out.push({ id, client, provider, items, purpose, legalBasis, validFrom, validUntil, consentRequired, previewRequired });
+    if (id === undefined || client === undefined || provider === undefined || !items || !history || !services || !purpose || legalBasis === undefined || validFrom === undefined || validUntil === undefined) return;
+    out.push({ id, client, provider, items, history, services, purpose, legalBasis, validFrom, validUntil, consentRequired, previewRequired });
   });
 
   p.throwIfAny('agreements');
@@ -176,6 +201,55 @@ function readPurpose(p: ProblemCollector, v: unknown, path: DocPath): Purpose | 
   const id = p.slug(o['id'], [...path, 'id']);
   const description = p.string(o['description'], [...path, 'description']);
   return id !== undefined && description !== undefined ? { id, description } : undefined;
+}
+
+function readServices(p: ProblemCollector, v: unknown, path: DocPath): string[] | undefined {
+  if (v === undefined || v === null) return [];
+  const list = p.array(v, path, true);
+  if (!list) return undefined;
+  const out: string[] = [];
+  list.forEach((raw, i) => {
+    const code = p.string(raw, [...path, i], SERVICE_CODE, 'a service code of the provider subsystem');
+    if (code === undefined) return;
+    if (out.includes(code)) p.report([...path, i], `service "${code}" is listed twice`, 'each service once');
+    else out.push(code);
+  });
+  return out.length === list.length ? out : undefined;
+}
+
+function readHistory(p: ProblemCollector, v: unknown, path: DocPath, name: string, items: readonly string[]): HistoryGrant[] | undefined {
+  if (v === undefined || v === null) return [];
+  const list = p.array(v, path, true);
+  if (!list) return undefined;
+  const out: HistoryGrant[] = [];
+  let ok = true;
+  list.forEach((raw, i) => {
+    const at = [...path, i];
+    const o = p.object(raw, at, ['item'], ['years']);
+    if (!o) {
+      ok = false;
+      return;
+    }
+    const item = p.string(o['item'], [...at, 'item']);
+    const years = o['years'];
+    if (years !== undefined && (typeof years !== 'number' || !Number.isInteger(years) || years < 1 || years > 200)) {
+      p.report([...at, 'years'], 'must be a whole number of years from 1 to 200', 'how many years back reads may go, e.g. 5 (omit for no limit)');
+      ok = false;
+    }
+    if (item === undefined) {
+      ok = false;
+    } else if (!items.includes(item)) {
+      // History is a way of reading an item already granted, never a way to a new one.
+      p.report([...at, 'item'], `agreement "${name}" grants the history of "${item}", which it does not grant`, `one of its items: ${items.join(', ')}`);
+      ok = false;
+    } else if (out.some((h) => h.item === item)) {
+      p.report([...at, 'item'], `agreement "${name}" grants the history of "${item}" twice`, 'each item once');
+      ok = false;
+    } else {
+      out.push(years === undefined ? { item } : { item, years: years as number });
+    }
+  });
+  return ok ? out : undefined;
 }
 
 function readItems(p: ProblemCollector, v: unknown, path: DocPath, name: string, provider: string | undefined, catalogue: Catalogue): string[] | undefined {

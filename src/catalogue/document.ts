@@ -10,7 +10,7 @@ import { extname } from 'node:path';
 import { LineCounter, isNode, parseDocument, type Document } from 'yaml';
 import { OnceOnlyError } from '../core/errors.ts';
 import { isIsoDate } from '../core/dates.ts';
-import { parseSubsystemId } from '../core/ids.ts';
+import { formatClientId, parseClientId, parseSubsystemId } from '../core/ids.ts';
 
 /** A path into a document: keys and array indexes, e.g. `['items', 3, 'owner']`. */
 export type DocPath = readonly (string | number)[];
@@ -204,6 +204,18 @@ export class ProblemCollector {
     } catch (e) {
       const err = e as OnceOnlyError;
       this.report(path, `${JSON.stringify(v)} is not a subsystem id: ${err.message}`, 'INSTANCE/CLASS/MEMBER/SUBSYSTEM, e.g. UK/GOV/GRO/population');
+      return undefined;
+    }
+  }
+
+  /** An X-Road client id: a member (`INSTANCE/CLASS/MEMBER`) or one of its subsystems. */
+  client(v: unknown, path: DocPath): string | undefined {
+    if (v === undefined || v === null) return undefined;
+    try {
+      return formatClientId(parseClientId(v, formatPath(path)));
+    } catch (e) {
+      const err = e as OnceOnlyError;
+      this.report(path, `${JSON.stringify(v)} is not a client id: ${err.message}`, 'INSTANCE/CLASS/MEMBER[/SUBSYSTEM], e.g. UK/MUN/LEEDS/parking');
       return undefined;
     }
   }

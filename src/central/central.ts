@@ -109,6 +109,19 @@ export interface GatewayInput {
   tlsPublicKey: string;
   /** Ed25519 public key for message signatures. */
   signingKey: unknown;
+  /** Subsystems of its member it is to serve (X-Road's clients of a security server). */
+  subsystems?: readonly string[] | undefined;
+}
+
+/** A gateway as the operator sees it. */
+export interface GatewayListing {
+  id: string;
+  member: string;
+  address: string;
+  fingerprint: string;
+  status: 'pending' | Status;
+  subsystems: { id: string; status: 'pending' | 'active' }[];
+  createdAt: string;
 }
 
 /** A signed configuration and its decoded payload. */
@@ -384,10 +397,17 @@ export class Central {
 
   /**
    * Registers a gateway of an active member: issues its TLS certificate from the CA and records
-   * its address, certificate fingerprint and signing key. `conflict` if the id is taken (a
-   * gateway with new keys is registered under a new code, so peers never confuse the two).
+   * its address, certificate fingerprint, signing key and the subsystems it is to serve. `conflict`
+   * if the id is taken (a gateway with new keys is registered under a new code, so peers never
+   * confuse the two).
+   *
+   * Trust model (X-Road: a security server's registration is approved by the central, bound to its
+   * certificate and owner): registered by the operator (a full management token, or the CLI), the
+   * gateway is active at once; registered with a member's registration token it is `pending`, not in
+   * the global configuration, and receives no traffic until the operator approves it
+   * ({@link approveGateway}). Either way it serves only the subsystems assigned to it.
    */
-  async registerGateway(input: GatewayInput, actor: Actor = 'cli', opts: { registrationToken?: string } = {}): Promise<GatewayRegistration> {
+  async registerGateway(input: GatewayInput, actor: Actor = 'cli', opts: { registrationToken?: string } = {}): Promise<GatewayRegistration & { status: 'pending' | 'active' }> {
     const id = parseGatewayId(input.id, 'id', this.instance);
     const member = memberOf(id);
     if (input.member !== undefined && parseMemberId(input.member, 'member', this.instance) !== member) {
@@ -395,6 +415,11 @@ export class Central {
     }
     const address = baseUrl(checkUrl(input.address, 'address', ['https:']));
     const signingKey = checkSigningJwk(input.signingKey);
+    const subsystems = [...new Set((input.subsystems ?? []).map((x, i) => parseSubsystem(x, `subsystems[${i}]`, this.instance)))];
+    for (const [i, sub] of subsystems.entries()) {
+      if (memberOf(sub) !== member) throw new OnceOnlyError('invalid_value', `subsystem ${sub} is not a subsystem of ${member}`, { field: `subsystems[${i}]`, expected: `a subsystem of ${member}` });
+    }
+    const status = opts.registrationToken !== undefined ? 'pending' : 'active';
     // Refuse early so that no certificate is issued for a gateway that cannot be registered;
     // the same checks run again inside the transaction, which is what counts.
     await this.#requireMember(this.#store.db, member, 'member', true);
@@ -410,18 +435,82 @@ export class Central {
       if (await trx.selectFrom('central_gateway').select('id').where('id', '=', id).executeTakeFirst()) {
         throw new OnceOnlyError('conflict', `gateway ${id} is already registered`, { field: 'id', expected: 'a new gateway code' });
       }
+      for (const sub of subsystems) {
+        if (!(await trx.selectFrom('central_subsystem').select('id').where('id', '=', sub).executeTakeFirst())) {
+          throw new OnceOnlyError('not_found', `subsystem ${sub} is not registered`, { field: 'subsystems', expected: 'registered subsystems of the member; add them first' });
+        }
+      }
       const at = this.#clock().toISOString();
       await trx.insertInto('central_gateway').values({
-        id, member, address, tls_certificate: tlsCertificate, fingerprint, signing_key: JSON.stringify(signingKey), status: 'active', created_at: at, updated_at: at,
+        id, member, address, tls_certificate: tlsCertificate, fingerprint, signing_key: JSON.stringify(signingKey), status, created_at: at, updated_at: at,
       }).execute();
-      return { result: { tlsCertificate, caCertificate: this.#ca.certificatePem, fingerprint }, detail: { member, address, fingerprint, signingKey: signingKey.x } };
+      if (subsystems.length) await trx.insertInto('central_gateway_subsystem').values(subsystems.map((sub) => ({ gateway_id: id, subsystem_id: sub, status, created_at: at }))).execute();
+      return { result: { tlsCertificate, caCertificate: this.#ca.certificatePem, fingerprint, status }, detail: { member, address, fingerprint, signingKey: signingKey.x, status, subsystems } };
     });
+  }
+
+  /**
+   * Approves a pending gateway: it enters the next configuration, active, with the subsystems it
+   * asked for. Only the operator can do this (CLI or a full management token).
+   */
+  async approveGateway(idIn: string, actor: Actor = 'cli'): Promise<void> {
+    const id = parseGatewayId(idIn, 'id', this.instance);
+    await this.#change(actor, 'gateway.approve', id, async (trx) => {
+      const row = await trx.selectFrom('central_gateway').select('status').where('id', '=', id).executeTakeFirst();
+      if (!row) throw new OnceOnlyError('not_found', `gateway ${id} is not registered`, { field: 'id' });
+      if (row.status !== 'pending') throw new OnceOnlyError('conflict', `gateway ${id} is ${row.status}, not pending`, { field: 'id', expected: 'a gateway awaiting approval' });
+      const at = this.#clock().toISOString();
+      await trx.updateTable('central_gateway').set({ status: 'active', updated_at: at }).where('id', '=', id).execute();
+      const subs = await trx.updateTable('central_gateway_subsystem').set({ status: 'active' }).where('gateway_id', '=', id).where('status', '=', 'pending').returning('subsystem_id').execute();
+      return { result: undefined, detail: { from: 'pending', to: 'active', subsystems: subs.map((x) => x.subsystem_id) } };
+    });
+  }
+
+  /** Assigns a subsystem of the gateway's member to the gateway (active at the next configuration). */
+  async assignSubsystem(gatewayIn: string, subsystemIn: string, actor: Actor = 'cli'): Promise<void> {
+    const gateway = parseGatewayId(gatewayIn, 'gateway', this.instance);
+    const sub = parseSubsystem(subsystemIn, 'subsystem', this.instance);
+    if (memberOf(sub) !== memberOf(gateway)) throw new OnceOnlyError('invalid_value', `subsystem ${sub} is not a subsystem of ${memberOf(gateway)}`, { field: 'subsystem', expected: `a subsystem of ${memberOf(gateway)}` });
+    await this.#change(actor, 'gateway.assign', gateway, async (trx) => {
+      if (!(await trx.selectFrom('central_gateway').select('id').where('id', '=', gateway).executeTakeFirst())) throw new OnceOnlyError('not_found', `gateway ${gateway} is not registered`, { field: 'gateway' });
+      if (!(await trx.selectFrom('central_subsystem').select('id').where('id', '=', sub).executeTakeFirst())) throw new OnceOnlyError('not_found', `subsystem ${sub} is not registered`, { field: 'subsystem' });
+      const existing = await trx.selectFrom('central_gateway_subsystem').select('status').where('gateway_id', '=', gateway).where('subsystem_id', '=', sub).executeTakeFirst();
+      if (existing?.status === 'active') throw new OnceOnlyError('conflict', `${sub} is already assigned to ${gateway}`, { field: 'subsystem' });
+      if (existing) await trx.updateTable('central_gateway_subsystem').set({ status: 'active' }).where('gateway_id', '=', gateway).where('subsystem_id', '=', sub).execute();
+      else await trx.insertInto('central_gateway_subsystem').values({ gateway_id: gateway, subsystem_id: sub, status: 'active', created_at: this.#clock().toISOString() }).execute();
+      return { result: undefined, detail: { subsystem: sub } };
+    });
+  }
+
+  /** Takes a subsystem away from a gateway: from the next configuration it neither serves nor sends for it. */
+  async unassignSubsystem(gatewayIn: string, subsystemIn: string, actor: Actor = 'cli'): Promise<void> {
+    const gateway = parseGatewayId(gatewayIn, 'gateway', this.instance);
+    const sub = parseSubsystem(subsystemIn, 'subsystem', this.instance);
+    await this.#change(actor, 'gateway.unassign', gateway, async (trx) => {
+      const r = await trx.deleteFrom('central_gateway_subsystem').where('gateway_id', '=', gateway).where('subsystem_id', '=', sub).executeTakeFirst();
+      if (Number(r.numDeletedRows) !== 1) throw new OnceOnlyError('not_found', `${sub} is not assigned to ${gateway}`, { field: 'subsystem' });
+      return { result: undefined, detail: { subsystem: sub } };
+    });
+  }
+
+  /** Every registered gateway with its status and subsystems, pending ones included. */
+  async listGateways(): Promise<GatewayListing[]> {
+    const [gateways, assignments] = await Promise.all([
+      this.#store.db.selectFrom('central_gateway').select(['id', 'member', 'address', 'fingerprint', 'status', 'created_at']).orderBy('id').execute(),
+      this.#store.db.selectFrom('central_gateway_subsystem').select(['gateway_id', 'subsystem_id', 'status']).orderBy('subsystem_id').execute(),
+    ]);
+    return gateways.map((g) => ({
+      id: g.id, member: g.member, address: g.address, fingerprint: g.fingerprint, status: g.status as GatewayListing['status'], createdAt: g.created_at,
+      subsystems: assignments.filter((a) => a.gateway_id === g.id).map((a) => ({ id: a.subsystem_id, status: a.status as 'pending' | 'active' })),
+    }));
   }
 
   async #setStatus(table: StatusTable, kind: string, id: string, status: Status, actor: Actor): Promise<void> {
     await this.#change(actor, `${kind}.${status === 'active' ? 'activate' : 'suspend'}`, id, async (trx) => {
       const row = await trx.selectFrom(table).select('status').where('id', '=', id).executeTakeFirst();
       if (!row) throw new OnceOnlyError('not_found', `${kind} ${id} is not registered`, { field: 'id' });
+      // A pending gateway enters service only by approval, which names what it serves.
+      if (row.status === 'pending' && status === 'active') throw new OnceOnlyError('conflict', `${kind} ${id} is pending: approve it instead`, { field: 'id', expected: 'onceonly central gateway approve' });
       await trx.updateTable(table).set({ status, updated_at: this.#clock().toISOString() }).where('id', '=', id).execute();
       return { result: undefined, detail: { from: row.status, to: status } };
     });
@@ -532,12 +621,16 @@ export class Central {
 
   /** A snapshot of the state the next configuration is built from. */
   async snapshot(db: Db = this.#store.db): Promise<Omit<CentralState, 'serial'>> {
-    const [members, subsystems, gateways, agreements] = await Promise.all([
+    const [members, subsystems, gateways, assignments, agreements] = await Promise.all([
       db.selectFrom('central_member').select(['id', 'name', 'status']).orderBy('id').execute(),
       db.selectFrom('central_subsystem').select(['id', 'member', 'status']).orderBy('id').execute(),
-      db.selectFrom('central_gateway').selectAll().orderBy('id').execute(),
+      // A pending gateway is not in the configuration: no peer knows its certificate or sends to it.
+      db.selectFrom('central_gateway').selectAll().where('status', '!=', 'pending').orderBy('id').execute(),
+      db.selectFrom('central_gateway_subsystem').select(['gateway_id', 'subsystem_id']).where('status', '=', 'active').orderBy('subsystem_id').execute(),
       db.selectFrom('central_agreements').select('document').orderBy('version', 'desc').limit(1).executeTakeFirst(),
     ]);
+    const served = new Map<string, string[]>();
+    for (const a of assignments) (served.get(a.gateway_id) ?? served.set(a.gateway_id, []).get(a.gateway_id)!).push(a.subsystem_id);
     return {
       instance: this.instance,
       caCertificate: this.#ca.certificatePem,
@@ -545,9 +638,10 @@ export class Central {
       subsystems: subsystems.map((s) => ({ id: s.id, member: s.member, status: s.status as Status })),
       gateways: gateways.map((g) => ({
         id: g.id, member: g.member, address: g.address, tlsCertificate: g.tls_certificate, tlsFingerprint: g.fingerprint,
-        signingKey: JSON.parse(g.signing_key) as Ed25519PublicJwk, status: g.status as Status,
+        signingKey: JSON.parse(g.signing_key) as Ed25519PublicJwk, status: g.status as Status, subsystems: served.get(g.id) ?? [],
       })),
-      agreements: agreements ? (JSON.parse(agreements.document) as { agreements: Agreement[] }).agreements : [],
+      // Documents published before agreements could grant history or services say nothing of either.
+      agreements: agreements ? (JSON.parse(agreements.document) as { agreements: Agreement[] }).agreements.map((a) => ({ ...a, history: a.history ?? [], services: a.services ?? [] })) : [],
     };
   }
 

@@ -14,6 +14,8 @@
  * every refresh and an offline log checker needs it without a network or a JOSE library.
  */
 import { CompactSign } from 'jose';
+import { Type } from 'typebox';
+import { checker } from '../core/schema.ts';
 import type { KeyObject } from 'node:crypto';
 import { OnceOnlyError } from '../core/errors.ts';
 import { importPublicJwk, verifyEd25519 } from '../core/crypto.ts';
@@ -106,37 +108,61 @@ function decodeJson(part: string, what: string): unknown {
 }
 
 const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-const isStr = (v: unknown): v is string => typeof v === 'string' && v.length > 0;
-const isStatus = (v: unknown): boolean => v === 'active' || v === 'suspended';
-const isInstant = (v: unknown): v is string => typeof v === 'string' && /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/.test(v) && !Number.isNaN(Date.parse(v));
+const NonEmpty = Type.String({ minLength: 1 });
+const StatusSchema = Type.Union([Type.Literal('active'), Type.Literal('suspended')]);
+const Instant = Type.String({ pattern: '^\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d(\\.\\d+)?Z$' });
+const DateText = Type.String({ pattern: '^\\d{4}-\\d\\d-\\d\\d$' });
 
-function checkList(v: unknown, name: string, ok: (e: Record<string, unknown>) => boolean): void {
-  if (!Array.isArray(v)) throw invalid(`${name} is not a list`, { path: name });
-  v.forEach((e, i) => {
-    if (!isObj(e) || !ok(e)) throw invalid(`${name}[${i}] is malformed`, { path: `${name}[${i}]` });
-  });
-}
+/**
+ * The payload's shape, so that code using a verified configuration can trust its types. Unknown
+ * keys are allowed (a newer central may add some; the signature already vouches for them).
+ */
+const GlobalConfigurationSchema = Type.Object({
+  kind: Type.Literal('onceonly-global-configuration'),
+  version: Type.Literal(1),
+  instance: NonEmpty,
+  serial: Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER }),
+  issuedAt: Instant,
+  expiresAt: Instant,
+  caCertificate: NonEmpty,
+  members: Type.Array(Type.Object({ id: NonEmpty, name: Type.String(), status: StatusSchema })),
+  subsystems: Type.Array(Type.Object({ id: NonEmpty, member: NonEmpty, status: StatusSchema })),
+  gateways: Type.Array(Type.Object({
+    id: NonEmpty,
+    member: NonEmpty,
+    address: NonEmpty,
+    tlsCertificate: NonEmpty,
+    tlsFingerprint: Type.String({ pattern: '^[0-9a-f]{64}$' }),
+    signingKey: Type.Object({ kty: Type.Literal('OKP'), crv: Type.Literal('Ed25519'), x: NonEmpty }),
+    status: StatusSchema,
+    subsystems: Type.Array(NonEmpty),
+  })),
+  agreements: Type.Array(Type.Object({
+    id: NonEmpty,
+    client: NonEmpty,
+    provider: NonEmpty,
+    items: Type.Array(NonEmpty),
+    history: Type.Array(Type.Object({ item: NonEmpty, years: Type.Optional(Type.Integer({ minimum: 1 })) })),
+    services: Type.Array(NonEmpty),
+    purpose: Type.Object({ id: NonEmpty, description: Type.String() }),
+    legalBasis: NonEmpty,
+    validFrom: DateText,
+    validUntil: DateText,
+    consentRequired: Type.Boolean(),
+    previewRequired: Type.Boolean(),
+  })),
+});
+
+const checkPayload = checker(GlobalConfigurationSchema, 'globalConfiguration', 'invalid_global_conf');
 
 /** Checks the payload's shape, so that code using a verified configuration can trust its types. */
 function checkShape(p: unknown): GlobalConfiguration {
-  if (!isObj(p)) throw invalid('payload is not an object');
-  if (p['kind'] !== 'onceonly-global-configuration' || p['version'] !== 1) throw invalid('payload is not a version 1 onceonly global configuration', { path: 'kind' });
-  if (!isStr(p['instance'])) throw invalid('instance is missing', { path: 'instance' });
-  if (typeof p['serial'] !== 'number' || !Number.isSafeInteger(p['serial']) || p['serial'] < 1) throw invalid('serial is not a positive integer', { path: 'serial' });
-  if (!isInstant(p['issuedAt']) || !isInstant(p['expiresAt'])) throw invalid('issuedAt and expiresAt must be UTC instants', { path: 'expiresAt' });
-  if (!isStr(p['caCertificate'])) throw invalid('caCertificate is missing', { path: 'caCertificate' });
-  checkList(p['members'], 'members', (e) => isStr(e['id']) && typeof e['name'] === 'string' && isStatus(e['status']));
-  checkList(p['subsystems'], 'subsystems', (e) => isStr(e['id']) && isStr(e['member']) && isStatus(e['status']));
-  checkList(p['gateways'], 'gateways', (e) =>
-    isStr(e['id']) && isStr(e['member']) && isStr(e['address']) && isStr(e['tlsCertificate']) &&
-    typeof e['tlsFingerprint'] === 'string' && /^[0-9a-f]{64}$/.test(e['tlsFingerprint']) &&
-    isObj(e['signingKey']) && e['signingKey']['kty'] === 'OKP' && e['signingKey']['crv'] === 'Ed25519' && isStr(e['signingKey']['x']) &&
-    isStatus(e['status']));
-  checkList(p['agreements'], 'agreements', (e) =>
-    isStr(e['id']) && isStr(e['client']) && isStr(e['provider']) && Array.isArray(e['items']) && e['items'].every(isStr) &&
-    isObj(e['purpose']) && isStr(e['purpose']['id']) && isStr(e['legalBasis']) && isStr(e['validFrom']) && isStr(e['validUntil']) &&
-    typeof e['consentRequired'] === 'boolean' && typeof e['previewRequired'] === 'boolean');
-  return p as unknown as GlobalConfiguration;
+  try {
+    return checkPayload(p);
+  } catch (e) {
+    const err = e as OnceOnlyError;
+    throw invalid(`payload is malformed: ${err.message}`, { path: err.detail.field });
+  }
 }
 
 /**

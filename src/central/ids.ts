@@ -1,37 +1,23 @@
 /**
  * @module central/ids
- * The identifiers the central handles beyond subsystems: members (`INSTANCE/CLASS/MEMBER`) and
- * gateways (`INSTANCE/CLASS/MEMBER/GATEWAYCODE`). Same part rules as core/ids (X-Road
- * "Identifiers", restricted to a URL-safe set) so that `..`, encoded slashes and control
- * characters can never form one.
+ * The identifiers the central handles, checked against the one instance it serves: members
+ * (`INSTANCE/CLASS/MEMBER`), subsystems and gateways (`INSTANCE/CLASS/MEMBER/GATEWAYCODE`, X-Road's
+ * security server id). The part rules are core/ids'.
  */
 import { OnceOnlyError } from '../core/errors.ts';
-import { ID_PART, formatSubsystemId, parseSubsystemId } from '../core/ids.ts';
-
-const PART_EXPECTED = '1-64 characters: letters, digits, ".", "_" or "-", starting with a letter or digit';
-
-function split(text: unknown, count: number, field: string, shape: string, instance?: string): string[] {
-  if (typeof text !== 'string') {
-    throw new OnceOnlyError('invalid_identifier', `${field} must be a string of the form ${shape}`, { field, expected: shape });
-  }
-  const parts = text.split('/');
-  if (parts.length !== count) {
-    throw new OnceOnlyError('invalid_identifier', `${field} must have ${count} parts: ${shape}`, { field, expected: shape });
-  }
-  parts.forEach((p, i) => {
-    if (!ID_PART.test(p)) {
-      throw new OnceOnlyError('invalid_identifier', `${field}: part ${i + 1} of ${shape} is not valid`, { field, expected: PART_EXPECTED });
-    }
-  });
-  checkInstance(parts[0]!, field, instance);
-  return parts;
-}
+import { formatSubsystemId, memberOfId, parseSubsystemId, splitId } from '../core/ids.ts';
 
 function checkInstance(actual: string, field: string, instance: string | undefined): void {
   // One central serves one X-Road instance; ids of another instance belong to another central.
   if (instance !== undefined && actual !== instance) {
     throw new OnceOnlyError('invalid_identifier', `${field} belongs to instance ${actual}, not ${instance}`, { field, expected: `an id of instance ${instance}` });
   }
+}
+
+function split(text: unknown, count: number, field: string, shape: string, instance?: string): string[] {
+  const parts = splitId(text, [count], field, shape);
+  checkInstance(parts[0]!, field, instance);
+  return parts;
 }
 
 /** Checks `INSTANCE/CLASS/MEMBER` (of `instance` when given) and returns it. */
@@ -52,6 +38,4 @@ export function parseSubsystem(text: unknown, field = 'subsystem', instance?: st
 }
 
 /** The member part (`INSTANCE/CLASS/MEMBER`) of a checked subsystem or gateway id. */
-export function memberOf(id: string): string {
-  return id.split('/').slice(0, 3).join('/');
-}
+export const memberOf = memberOfId;

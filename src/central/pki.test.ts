@@ -67,3 +67,14 @@ test('only ECDSA P-256 TLS keys are accepted', async () => {
     );
   }
 });
+
+test('identifier parts with the characters PR-REST §4.8 allows give a plain CN and the exact id in the SAN', async () => {
+  const id = "UK/GOV/A+B,C=D/gw'(1)";
+  const pem = await issueGatewayCertificate(ca, { gatewayId: id, member: 'UK/GOV/A+B,C=D', tlsPublicKeySpkiPem: tlsKey(), address: 'https://127.0.0.1:8601' });
+  assert.equal(verifyIssuedBy(pem, ca.certificatePem), true);
+  const c = new X509Certificate(pem);
+  assert.match(c.subject, /^CN=UK\.GOV\.A_B_C_D\.gw'\(1\)$/m, 'no DN syntax smuggled in: one CN, one O');
+  assert.match(c.subject, /^O=UK\.GOV\.A_B_C_D$/m);
+  // Node prints a SAN holding a comma quoted, with the comma escaped.
+  assert.ok((c.subjectAltName ?? '').includes(`URI:"urn:onceonly:gateway:${id.replace(',', '\\u002c')}"`), c.subjectAltName);
+});

@@ -65,11 +65,12 @@ function randomSerial(): string {
 
 /**
  * A DN attribute value from an id: RFC 4514 §2.4 escapes are legal but not every TLS stack
- * prints or matches them the same way, so the CN gets a plain form (`/` becomes `.`) and the
- * exact id travels in the URI subjectAltName.
+ * prints or matches them the same way, so the CN gets a plain form (`/` becomes `.`, and the
+ * characters a DN string gives a meaning, `"+,;<>\\=`, which identifier parts may hold, become
+ * `_`) and the exact id travels in the URI subjectAltName.
  */
 function cnOf(id: string): string {
-  return id.replaceAll('/', '.');
+  return id.replaceAll('/', '.').replace(/["+,;<>\\=]/g, '_');
 }
 
 /** Creates a new CA: ECDSA P-256, self-signed, CA:TRUE with keyCertSign and cRLSign, valid 10 years. */
@@ -190,6 +191,35 @@ export function verifyIssuedBy(certPem: string, caPem: string, now: Date = new D
   } catch {
     return false;
   }
+}
+
+/**
+ * A self-signed TLS server certificate for a gateway's client side, for information systems that
+ * connect with TLS (X-Road's internal TLS certificate): ECDSA P-256, the gateway id in a URI
+ * subjectAltName, 127.0.0.1, localhost and `hosts`, valid five years. Systems pin it.
+ */
+export async function createSelfSignedServerCertificate(gatewayId: string, hosts: readonly string[], now: Date = new Date()): Promise<{ certificatePem: string; privateKeyPem: string }> {
+  const keys = await webcrypto.subtle.generateKey(ECDSA_P256, true, ['sign', 'verify']);
+  const names: x509.JsonGeneralName[] = [{ type: 'url', value: gatewayUri(gatewayId) }, { type: 'ip', value: '127.0.0.1' }, { type: 'dns', value: 'localhost' }];
+  for (const h of hosts) if (h !== '127.0.0.1' && h !== 'localhost') names.push({ type: isIP(h) ? 'ip' : 'dns', value: h });
+  const notAfter = new Date(now.getTime());
+  notAfter.setUTCFullYear(notAfter.getUTCFullYear() + 5);
+  const cert = await x509.X509CertificateGenerator.createSelfSigned({
+    serialNumber: randomSerial(),
+    name: `CN=${cnOf(gatewayId)} client side, O=onceonly`,
+    notBefore: new Date(now.getTime() - 60_000),
+    notAfter,
+    keys,
+    signingAlgorithm: SIGNING_ALG,
+    extensions: [
+      new x509.BasicConstraintsExtension(false, undefined, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
+      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth], false),
+      new x509.SubjectAlternativeNameExtension(names, false),
+    ],
+  });
+  const pkcs8 = Buffer.from(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey));
+  return { certificatePem: cert.toString('pem'), privateKeyPem: createPrivateKey({ key: pkcs8, format: 'der', type: 'pkcs8' }).export({ format: 'pem', type: 'pkcs8' }).toString() };
 }
 
 /** Validity of a certificate in days from `now` (for CLI output). */

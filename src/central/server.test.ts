@@ -156,6 +156,47 @@ eachEngine('central HTTP', (getStore) => {
     assert.equal(log.entries.at(-1)!.action, 'agreements.publish');
   });
 
+  test('trust model: a registration token makes a pending gateway, absent from the configuration, until the operator approves it with what it serves', async () => {
+    const post = (url: string, payload: unknown, headers = auth) => app.inject({ method: 'POST', url, headers, payload: payload as Record<string, unknown> });
+    await post('/manage/members', { id: 'UK/GOV/HMRC', name: 'Synthetic Revenue' });
+    for (const id of ['UK/GOV/HMRC/tax', 'UK/GOV/HMRC/customs']) await post('/manage/subsystems', { id });
+    const token = await central.createRegistrationToken('UK/GOV/HMRC', 'onboarding');
+    const scoped = { authorization: `Bearer ${token.token}` };
+    // A subsystem of another member cannot be asked for, even with a full token.
+    const foreign = await post('/manage/gateways', { id: 'UK/GOV/HMRC/gwx', address: 'https://127.0.0.1:8702', subsystems: ['UK/GOV/GRO/population'], ...gatewayKeys() });
+    assert.equal(foreign.statusCode, 422, foreign.body);
+    assert.equal(foreign.json<ErrorJson>().detail.field, 'body.subsystems[0]');
+    const reg = await post('/manage/gateways', { id: 'UK/GOV/HMRC/gw1', address: 'https://127.0.0.1:8701', subsystems: ['UK/GOV/HMRC/tax'], ...gatewayKeys() }, scoped);
+    assert.equal(reg.statusCode, 201, reg.body);
+    assert.equal(reg.json<{ status: string }>().status, 'pending');
+    const conf = () => app.inject({ method: 'GET', url: '/global-conf' }).then((r) => verifyGlobalConfiguration(r.body, init.anchor, new Date()));
+    assert.equal((await conf()).gateways.find((g) => g.id === 'UK/GOV/HMRC/gw1'), undefined, 'a pending gateway is not in the configuration: nobody trusts or calls it');
+    // The registering organisation cannot approve itself, nor activate its way around approval.
+    assert.equal((await post(`/manage/gateways/${enc('UK/GOV/HMRC/gw1')}/approve`, {}, scoped)).statusCode, 401, 'the token is used up');
+    const other = await central.createRegistrationToken('UK/GOV/HMRC', 'another');
+    assert.equal((await post(`/manage/gateways/${enc('UK/GOV/HMRC/gw1')}/approve`, {}, { authorization: `Bearer ${other.token}` })).statusCode, 403);
+    const activate = await post(`/manage/gateways/${enc('UK/GOV/HMRC/gw1')}/activate`, {});
+    assert.equal(activate.statusCode, 409, activate.body);
+    const list = await app.inject({ method: 'GET', url: '/manage/gateways', headers: auth });
+    const listed = list.json<{ gateways: { id: string; status: string; subsystems: unknown[] }[] }>().gateways.find((g) => g.id === 'UK/GOV/HMRC/gw1');
+    assert.equal(listed?.status, 'pending');
+    assert.deepEqual(listed?.subsystems, [{ id: 'UK/GOV/HMRC/tax', status: 'pending' }]);
+    assert.equal((await post(`/manage/gateways/${enc('UK/GOV/HMRC/gw1')}/approve`, {})).statusCode, 200);
+    assert.equal((await post(`/manage/gateways/${enc('UK/GOV/HMRC/gw1')}/approve`, {})).statusCode, 409, 'approved once');
+    let gw = (await conf()).gateways.find((g) => g.id === 'UK/GOV/HMRC/gw1');
+    assert.equal(gw?.status, 'active');
+    assert.deepEqual(gw?.subsystems, ['UK/GOV/HMRC/tax']);
+    // The operator assigns and takes away what it serves.
+    assert.equal((await post(`/manage/gateways/${enc('UK/GOV/HMRC/gw1')}/subsystems`, { subsystem: 'UK/GOV/HMRC/customs' })).statusCode, 200);
+    assert.equal((await post(`/manage/gateways/${enc('UK/GOV/HMRC/gw1')}/subsystems`, { subsystem: 'UK/GOV/GRO/population' })).statusCode, 422);
+    assert.equal((await app.inject({ method: 'DELETE', url: `/manage/gateways/${enc('UK/GOV/HMRC/gw1')}/subsystems/${enc('UK/GOV/HMRC/tax')}`, headers: auth })).statusCode, 200);
+    assert.equal((await app.inject({ method: 'DELETE', url: `/manage/gateways/${enc('UK/GOV/HMRC/gw1')}/subsystems/${enc('UK/GOV/HMRC/tax')}`, headers: auth })).statusCode, 404);
+    gw = (await conf()).gateways.find((g) => g.id === 'UK/GOV/HMRC/gw1');
+    assert.deepEqual(gw?.subsystems, ['UK/GOV/HMRC/customs']);
+    const actions = (await audit()).entries.filter((e) => e.target === 'UK/GOV/HMRC/gw1').map((e) => e.action);
+    assert.deepEqual(actions, ['gateway.register', 'gateway.approve', 'gateway.assign', 'gateway.unassign']);
+  });
+
   test('the OpenAPI description lists the public and management routes', async () => {
     const doc = (await app.inject({ method: 'GET', url: '/openapi.json' })).json<{ paths: Record<string, unknown> }>();
     for (const p of ['/global-conf', '/manage/members', '/manage/gateways', '/manage/agreements', '/manage/audit', '/manage/gateways/{id}/suspend']) assert.ok(p in doc.paths, p);

@@ -158,8 +158,17 @@ export async function createCentralServer(central: Central, opts: CentralServerO
         address: Type.String({ minLength: 1, maxLength: 500, description: 'https base URL of its provider side' }),
         tlsPublicKey: Type.String({ minLength: 1, maxLength: 4000, description: 'ECDSA P-256 public key, SPKI PEM' }),
         signingKey: Jwk,
+        subsystems: Type.Optional(Type.Array(Id('INSTANCE/CLASS/MEMBER/SUBSYSTEM of the same member'), { maxItems: 1000, description: 'the subsystems it is to serve' })),
       }, { additionalProperties: false }),
-      response: { 201: Type.Object({ tlsCertificate: Type.String(), caCertificate: Type.String(), fingerprint: Type.String() }), ...errors },
+      response: {
+        201: Type.Object({
+          tlsCertificate: Type.String(),
+          caCertificate: Type.String(),
+          fingerprint: Type.String(),
+          status: Type.Union([Type.Literal('pending'), Type.Literal('active')], { description: 'pending when registered with a registration token: it receives no traffic until the operator approves it' }),
+        }),
+        ...errors,
+      },
     },
   }, async (req, reply) => {
     const scoped = scopes.get(req);
@@ -168,6 +177,44 @@ export async function createCentralServer(central: Central, opts: CentralServerO
     }
     const r = await labelled('body', () => central.registerGateway(req.body, actor(req), scoped ? { registrationToken: scoped.id } : {}));
     return reply.status(201).send(r);
+  });
+
+  const Listing = Type.Object({
+    id: Type.String(), member: Type.String(), address: Type.String(), fingerprint: Type.String(), createdAt: Type.String(),
+    status: Type.Union([Type.Literal('pending'), Type.Literal('active'), Type.Literal('suspended')]),
+    subsystems: Type.Array(Type.Object({ id: Type.String(), status: Type.Union([Type.Literal('pending'), Type.Literal('active')]) })),
+  });
+  app.get('/manage/gateways', {
+    ...manage,
+    schema: { summary: 'Every registered gateway, pending ones included, with the subsystems it serves', tags: ['manage'], response: { 200: Type.Object({ gateways: Type.Array(Listing) }), ...errors } },
+  }, async () => ({ gateways: await central.listGateways() }));
+
+  app.post('/manage/gateways/:id/approve', {
+    ...manage,
+    schema: { summary: 'Approve a pending gateway: it enters the next configuration with the subsystems it asked for', tags: ['manage'], params: IdParams, response: { 200: Ok, ...errors } },
+  }, async (req) => {
+    await labelled('params', () => central.approveGateway(req.params.id, actor(req)));
+    return { ok: true, id: req.params.id };
+  });
+
+  app.post('/manage/gateways/:id/subsystems', {
+    ...manage,
+    schema: {
+      summary: 'Assign a subsystem of its member to a gateway', tags: ['manage'], params: IdParams,
+      body: Type.Object({ subsystem: Id('INSTANCE/CLASS/MEMBER/SUBSYSTEM') }, { additionalProperties: false }),
+      response: { 200: Ok, ...errors },
+    },
+  }, async (req) => {
+    await labelled('body', () => central.assignSubsystem(req.params.id, req.body.subsystem, actor(req)));
+    return { ok: true, id: req.params.id };
+  });
+
+  app.delete('/manage/gateways/:id/subsystems/:subsystem', {
+    ...manage,
+    schema: { summary: 'Take a subsystem away from a gateway', tags: ['manage'], params: Type.Object({ id: Id('URL-encoded gateway id'), subsystem: Id('URL-encoded subsystem id') }), response: { 200: Ok, ...errors } },
+  }, async (req) => {
+    await labelled('params', () => central.unassignSubsystem(req.params.id, req.params.subsystem, actor(req)));
+    return { ok: true, id: req.params.id };
   });
 
   const statusRoutes = [

@@ -52,6 +52,11 @@ export interface GatewayEntry {
   /** Its message-signing key. */
   signingKey: Ed25519PublicJwk;
   status: Status;
+  /**
+   * The subsystems the central assigned to it (X-Road's clients of a security server): it serves
+   * these as a provider and sends for these as a client, and for no other.
+   */
+  subsystems: string[];
 }
 
 /** The signed document itself (the JWS payload). */

@@ -114,6 +114,47 @@ export function registerCentralCommands(program: Command): void {
 
   const gateway = central.command('gateway').description('gateways (registered by `onceonly gateway init` through the management API)');
 
+  gateway
+    .command('list')
+    .description('every registered gateway, pending ones included, with the subsystems it serves')
+    .option(...dirOption)
+    .option('--json', 'print JSON')
+    .action((opts: DirOption & { json?: boolean }) =>
+      withCentral(opts, async (c) => {
+        const list = await c.listGateways();
+        if (opts.json) {
+          process.stdout.write(`${JSON.stringify(list, null, 2)}\n`);
+          return;
+        }
+        for (const g of list) {
+          const subs = g.subsystems.map((x) => (x.status === 'pending' ? `${x.id} (pending)` : x.id)).join(', ') || 'none';
+          process.stdout.write(`${g.id}  ${g.status}  ${g.address}  serves: ${subs}\n`);
+        }
+      }));
+  gateway
+    .command('approve')
+    .description('approve a gateway registered with a registration token: it enters the next configuration with the subsystems it asked for')
+    .argument('<id>', 'INSTANCE/CLASS/MEMBER/GATEWAYCODE')
+    .option(...dirOption)
+    .action((id: string, opts: DirOption) =>
+      withCentral(opts, async (c) => {
+        await c.approveGateway(id);
+        process.stdout.write(`gateway ${id} approved\n`);
+      }));
+  for (const [verb, what] of [['assign', 'serve'], ['unassign', 'no longer serve']] as const) {
+    gateway
+      .command(verb)
+      .description(`let a gateway ${what} a subsystem of its member (from the gateways' next configuration)`)
+      .argument('<gateway>', 'INSTANCE/CLASS/MEMBER/GATEWAYCODE')
+      .argument('<subsystem>', 'INSTANCE/CLASS/MEMBER/SUBSYSTEM')
+      .option(...dirOption)
+      .action((gw: string, sub: string, opts: DirOption) =>
+        withCentral(opts, async (c) => {
+          await (verb === 'assign' ? c.assignSubsystem(gw, sub) : c.unassignSubsystem(gw, sub));
+          process.stdout.write(`${sub} ${verb === 'assign' ? 'assigned to' : 'taken from'} ${gw}\n`);
+        }));
+  }
+
   // suspend/activate for the three kinds of entry.
   const toggles = [
     [member, 'member', 'INSTANCE/CLASS/MEMBER', (c: Central, id: string) => c.suspendMember(id), (c: Central, id: string) => c.activateMember(id)],

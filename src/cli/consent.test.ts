@@ -31,6 +31,8 @@ const agreement = (id: string, provider: string, consentRequired: boolean) => ({
   id,
   client: 'UK/MUN/LEEDS/parking',
   provider,
+  history: [],
+  services: [],
   items: ['person.disabilityStatus', 'person.givenName'],
   purpose: { id: `purpose-${id}`, description: 'A synthetic purpose.' },
   legalBasis: consentRequired ? 'Explicit consent (synthetic)' : 'Public task (synthetic)',

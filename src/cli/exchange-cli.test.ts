@@ -65,7 +65,10 @@ test('central, registry and two gateways as separate processes, set up with the 
   const wrong = spawnSync(process.execPath, [BIN, 'gateway', 'init', '--dir', 'x', '--anchor', 'c/anchor.json', '--id', 'UK/MUN/LEEDS/gw9', '--token', groToken, '--client-port', '1', '--provider-port', '2'], { cwd: dir, env, encoding: 'utf8' });
   assert.notEqual(wrong.status, 0);
   assert.match(wrong.stderr, /forbidden/);
-  run('gateway', 'init', '--dir', 'gro', '--anchor', 'c/anchor.json', '--id', 'UK/GOV/GRO/gw1', '--token', groToken, '--client-port', String(groClient), '--provider-port', String(groProvider));
+  const pending = run('gateway', 'init', '--dir', 'gro', '--anchor', 'c/anchor.json', '--id', 'UK/GOV/GRO/gw1', '--token', groToken, '--client-port', String(groClient), '--provider-port', String(groProvider), '--subsystem', 'UK/GOV/GRO/population');
+  assert.match(pending, /registration pending/, 'a gateway registered with a member\'s token waits for the operator');
+  assert.match(run('central', 'gateway', 'list', '--dir', 'c'), /UK\/GOV\/GRO\/gw1 {2}pending .* serves: UK\/GOV\/GRO\/population \(pending\)/);
+  run('central', 'gateway', 'approve', 'UK/GOV/GRO/gw1', '--dir', 'c');
   const again = spawnSync(process.execPath, [BIN, 'gateway', 'init', '--dir', 'gro2', '--anchor', 'c/anchor.json', '--id', 'UK/GOV/GRO/gw2', '--token', groToken, '--client-port', '1', '--provider-port', '2'], { cwd: dir, env, encoding: 'utf8' });
   assert.notEqual(again.status, 0, 'a registration token is used up');
   const member = await fetch(`http://127.0.0.1:${central}/manage/members`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${leedsToken}` }, body: JSON.stringify({ id: 'UK/GOV/EVIL', name: 'x' }) });
@@ -73,6 +76,10 @@ test('central, registry and two gateways as separate processes, set up with the 
   run('gateway', 'service', 'add', 'UK/GOV/GRO/population', 'people', `http://127.0.0.1:${registry}/people`, '--dir', 'gro', '--header', 'authorization: Bearer registry-secret');
   await serve('gateway', 'serve', '--dir', 'gro');
   run('gateway', 'init', '--dir', 'leeds', '--anchor', 'c/anchor.json', '--id', 'UK/MUN/LEEDS/gw1', '--token', leedsToken, '--client-port', String(leedsClient), '--provider-port', String(leedsProvider));
+  // Asked for nothing at registration: the operator assigns what it serves, then approves it.
+  run('central', 'gateway', 'assign', 'UK/MUN/LEEDS/gw1', 'UK/MUN/LEEDS/parking', '--dir', 'c');
+  run('central', 'gateway', 'approve', 'UK/MUN/LEEDS/gw1', '--dir', 'c');
+  assert.match(run('central', 'gateway', 'list', '--dir', 'c'), /UK\/MUN\/LEEDS\/gw1 {2}active .* serves: UK\/MUN\/LEEDS\/parking\n/);
   await serve('gateway', 'serve', '--dir', 'leeds');
 
   const person = 'P-000000001-X';
@@ -88,7 +95,7 @@ test('central, registry and two gateways as separate processes, set up with the 
 
   // Suspending Leeds through the CLI takes effect once the gateways hold the new configuration.
   run('central', 'member', 'suspend', 'UK/MUN/LEEDS', '--dir', 'c');
-  assert.match(run('central', 'audit', '--verify', '--dir', 'c'), /verified: 10 entries/);
+  assert.match(run('central', 'audit', '--verify', '--dir', 'c'), /verified: 13 entries/);
   assert.match(run('central', 'audit', '--dir', 'c'), /suspend/);
   assert.match(run('log', 'verify', '--dir', 'gro'), /OK/);
   // Bad input to the CLI is a typed error and exit code 2, not a crash.

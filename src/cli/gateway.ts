@@ -3,11 +3,13 @@
  * `onceonly gateway init|serve|service add` and `onceonly log verify`.
  */
 import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { OnceOnlyError } from '../core/errors.ts';
 import { importPublicJwk } from '../core/crypto.ts';
 import { verifyAsIssued } from '../gateway/confclient.ts';
-import { addService, initGateway, openGatewayStore, readAnchor, readSettings, startGateway } from '../gateway/node.ts';
+import { addService, initGateway, openGatewayStore, readAnchor, readSettings, setClientAuth, startGateway } from '../gateway/node.ts';
+import { issuePersonCredential } from '../consent/credentials.ts';
 import { formatReport, verifyMessageLog } from '../gateway/messagelog.ts';
 import { verifyGlobalConfiguration } from '../central/conf.ts';
 import type { KeyObject } from 'node:crypto';
@@ -30,10 +32,12 @@ export function registerGatewayCommands(program: Command): void {
     .option('--client-port <n>', 'client-side port (loopback)', intOption('client-port', 1, 65535), 8600)
     .option('--provider-port <n>', 'provider-side port', intOption('provider-port', 1, 65535), 8610)
     .option('--host <host>', 'host other gateways reach this one at', '127.0.0.1')
-    .action(async (o: { dir: string; anchor: string; id: string; token: string; clientPort: number; providerPort: number; host: string }) => {
+    .option('--subsystem <id...>', 'a subsystem of the member this gateway is to serve (repeatable)')
+    .action(async (o: { dir: string; anchor: string; id: string; token: string; clientPort: number; providerPort: number; host: string; subsystem?: string[] }) => {
       try {
-        const s = await initGateway({ dir: o.dir, anchorFile: o.anchor, id: o.id, token: o.token, clientPort: o.clientPort, providerPort: o.providerPort, address: `https://${o.host}:${o.providerPort}` });
+        const s = await initGateway({ dir: o.dir, anchorFile: o.anchor, id: o.id, token: o.token, clientPort: o.clientPort, providerPort: o.providerPort, address: `https://${o.host}:${o.providerPort}`, ...(o.subsystem ? { subsystems: o.subsystem } : {}) });
         process.stdout.write(`gateway ${s.id} initialised in ${o.dir}; provider side ${s.address}, client side http://127.0.0.1:${s.client.port}\n`);
+        if (s.status === 'pending') process.stdout.write(`registration pending: it receives no traffic until the central operator runs \`onceonly central gateway approve ${s.id}\`\n`);
       } catch (e) {
         process.exitCode = reportError(e);
       }
@@ -49,7 +53,9 @@ export function registerGatewayCommands(program: Command): void {
     .requiredOption('--dir <dir>', 'gateway directory')
     .option('--timeout <ms>', 'timeout in milliseconds', intOption('timeout', 1, 600_000), 10_000)
     .option('--header <name:value...>', 'header the gateway adds when calling the service (e.g. authorization: Bearer …)')
-    .action((action: string, subsystem: string, service: string, url: string, o: { dir: string; timeout: number; header?: string[] }) => {
+    .option('--kind <kind>', 'registry (an onceonly register, read under the registry contract) or rest (any REST service, passed through as X-Road does)', 'registry')
+    .option('--openapi <url>', 'rest: where the service\'s OpenAPI description is, for getOpenAPI')
+    .action((action: string, subsystem: string, service: string, url: string, o: { dir: string; timeout: number; header?: string[]; kind: string; openapi?: string }) => {
       try {
         if (action !== 'add') throw new OnceOnlyError('invalid_request', `unknown action ${JSON.stringify(action)}`, { field: 'action', expected: 'add' });
         const headers: Record<string, string> = {};
@@ -58,8 +64,41 @@ export function registerGatewayCommands(program: Command): void {
           if (i <= 0) throw new OnceOnlyError('invalid_request', 'a header is NAME:VALUE', { field: '--header' });
           headers[h.slice(0, i).trim().toLowerCase()] = h.slice(i + 1).trim();
         }
-        addService(o.dir, subsystem, service, { url, timeoutMs: o.timeout, kind: 'registry', ...(Object.keys(headers).length ? { headers } : {}) });
+        if (o.kind !== 'registry' && o.kind !== 'rest') throw new OnceOnlyError('invalid_request', `unknown kind ${JSON.stringify(o.kind)}`, { field: '--kind', expected: 'registry or rest' });
+        addService(o.dir, subsystem, service, { url, timeoutMs: o.timeout, kind: o.kind, ...(Object.keys(headers).length ? { headers } : {}), ...(o.openapi ? { openapi: o.openapi } : {}) });
         process.stdout.write(`service ${subsystem}/${service} -> ${url}\n`);
+      } catch (e) {
+        process.exitCode = reportError(e);
+      }
+    });
+
+  gateway
+    .command('client-auth')
+    .description('how an information system authenticates as one of this gateway\'s subsystems: none (loopback only), tls (a registered client certificate) or bearer (a credential, printed once)')
+    .argument('<client>', 'INSTANCE/CLASS/MEMBER[/SUBSYSTEM]')
+    .argument('<mode>', 'none, tls or bearer')
+    .requiredOption('--dir <dir>', 'gateway directory')
+    .option('--cert <file>', 'tls: the PEM certificate the system presents')
+    .action((client: string, mode: string, o: { dir: string; cert?: string }) => {
+      try {
+        if (mode !== 'none' && mode !== 'tls' && mode !== 'bearer') throw new OnceOnlyError('invalid_request', `unknown mode ${JSON.stringify(mode)}`, { field: 'mode', expected: 'none, tls or bearer' });
+        const r = setClientAuth(o.dir, client, mode, o.cert ? { certificatePem: readFileSync(o.cert, 'utf8') } : {});
+        if (r.token) process.stdout.write(`${r.token}\n`);
+        process.stderr.write(mode === 'bearer' ? `bearer credential for ${client} (shown once; send it as Authorization: Bearer …); restart the gateway to apply\n` : mode === 'tls' ? `certificate ${r.fingerprint} registered for ${client}; restart the gateway to apply\n` : `${client}: no authentication (allowed on a loopback listener only); restart the gateway to apply\n`);
+      } catch (e) {
+        process.exitCode = reportError(e);
+      }
+    });
+
+  gateway
+    .command('person-credential')
+    .description('issue a person a credential for their consents and previews at this gateway (a stand-in for citizen sign-in); printed once')
+    .argument('<person>', 'population-register id, P-#########-#')
+    .requiredOption('--dir <dir>', 'gateway directory')
+    .action((person: string, o: { dir: string }) => {
+      try {
+        process.stdout.write(`${issuePersonCredential(o.dir, person)}\n`);
+        process.stderr.write(`credential for ${person} (shown once; only its SHA-256 is kept); restart the gateway to apply\n`);
       } catch (e) {
         process.exitCode = reportError(e);
       }
@@ -72,6 +111,7 @@ export function registerGatewayCommands(program: Command): void {
     .action(async (o: { dir: string }) => {
       try {
         const g = await startGateway(o.dir, { databaseUrl: process.env['DATABASE_URL'] });
+        for (const w of g.warnings) process.stderr.write(`warning: ${w}\n`);
         process.stdout.write(`gateway ${g.gateway.id}: client side ${g.clientUrl}, provider side ${g.providerUrl}\n`);
         const stop = (): void => {
           void g.stop().then(() => process.exit(0));

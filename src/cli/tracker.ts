@@ -13,9 +13,9 @@ import { request } from 'undici';
 import { verifyGlobalConfiguration } from '../central/conf.ts';
 import { today } from '../core/dates.ts';
 import { OnceOnlyError } from '../core/errors.ts';
-import { parseSubsystemId } from '../core/ids.ts';
+import { encodeIdPath, parseSubsystemId } from '../core/ids.ts';
 import { ConfClient } from '../gateway/confclient.ts';
-import { DATA_USAGE_SERVICE } from '../gateway/gateway.ts';
+import { DATA_USAGE_SERVICE } from '../gateway/metaservices.ts';
 import { openGatewayStore, readAnchor, readSettings } from '../gateway/node.ts';
 import { verifyAccessRecord, type AccessPage, type AccessRecord } from '../transparency/access.ts';
 import type { GlobalConfiguration } from '../central/types.ts';
@@ -70,10 +70,12 @@ export async function track(person: string, opts: { dir: string; client?: string
     let fetched = 0;
     try {
       for (;;) {
-        const url = `${base}/r1/${a.provider}/${DATA_USAGE_SERVICE}/${person}?items=${a.items.join(',')}&page=${page}&pageSize=100`;
-        const res = await request(url, { headers: { accept: 'application/json', 'x-road-client': a.client, 'x-onceonly-purpose': a.purpose.id, 'x-onceonly-agreement': a.id } });
-        const body = (await res.body.json()) as AccessPage & { gateway: string; type?: string; message?: string };
-        if (res.statusCode !== 200) throw new OnceOnlyError('provider_unreachable', `${a.provider} answered ${res.statusCode}: ${body.type ?? ''} ${body.message ?? ''}`.trim());
+        const url = `${base}/r1/${encodeIdPath(a.provider)}/${DATA_USAGE_SERVICE}/${person}?items=${a.items.join(',')}&page=${page}&pageSize=100`;
+        // The portal system's own credential at its gateway, when the gateway authenticates it (gateway/isauth).
+        const credential = process.env['ONCEONLY_CLIENT_TOKEN'];
+        const res = await request(url, { headers: { accept: 'application/json', 'x-road-client': encodeIdPath(a.client), 'x-onceonly-purpose': a.purpose.id, 'x-onceonly-agreement': a.id, ...(credential ? { authorization: `Bearer ${credential}` } : {}) } });
+        const body = (await res.body.json()) as AccessPage & { gateway: string; type?: string; message?: string; onceonly?: { type?: string } };
+        if (res.statusCode !== 200) throw new OnceOnlyError('provider_unreachable', `${a.provider} answered ${res.statusCode}: ${body.type ?? ''}${body.onceonly?.type ? ` (${body.onceonly.type})` : ''} ${body.message ?? ''}`.trim());
         const key = keyOf.get(body.gateway);
         for (const { record, proof } of body.records) {
           // Never another person's record: a register answering for someone else is an error, not data.

@@ -13,22 +13,18 @@ import type { KeyObject } from 'node:crypto';
 import { Type, type TSchema } from 'typebox';
 import type { FastifyRequest } from 'fastify';
 import { ErrorBody, type App } from '../core/http.ts';
-import { sha256, safeEqual } from '../core/crypto.ts';
 import { OnceOnlyError } from '../core/errors.ts';
 import { parseId } from '../registry/identifiers.ts';
 import { DPV_STATE, type Consent, type ConsentStore } from './consent.ts';
+import { PersonCredentials, type PersonCredential } from './credentials.ts';
 
-/** One credential the operator issued: whoever presents `token` acts as `person`. */
-export interface PersonCredential {
-  token: string;
-  person: string;
-}
+export type { PersonCredential } from './credentials.ts';
 
 /** Options of {@link consentRoutes}. */
 export interface ConsentRoutesOptions {
   consents: ConsentStore;
-  /** The people's bearer credentials (stand-in for citizen sign-in). */
-  credentials: readonly PersonCredential[];
+  /** The people's bearer credentials (stand-in for citizen sign-in): a list, or the gateway's loaded set. */
+  credentials: readonly PersonCredential[] | PersonCredentials;
   /** Signs receipts: on a gateway, its Ed25519 signing key. */
   receiptKey: KeyObject;
   /** Named in receipts as their issuer (the gateway id). */
@@ -92,14 +88,11 @@ const errors = { 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody,
 export function consentRoutes(app: App, opts: ConsentRoutesOptions): Promise<void> {
   const { consents } = opts;
   // Only digests are held, compared in constant time: the list never leaks through timing.
-  const credentials = opts.credentials.map((c) => ({ digest: sha256(c.token), person: parseId('person', c.person, 'credentials.person') }));
+  const credentials = opts.credentials instanceof PersonCredentials ? opts.credentials : new PersonCredentials(opts.credentials);
 
   const personOf = (req: FastifyRequest): string => {
     const header = req.headers.authorization;
-    const m = typeof header === 'string' ? /^Bearer ([^\s]{1,512})$/i.exec(header) : null;
-    const digest = m ? sha256(m[1]!) : undefined;
-    let person: string | undefined;
-    for (const c of credentials) if (digest !== undefined && safeEqual(c.digest, digest)) person = c.person;
+    const person = credentials.personForHeader(header);
     if (person === undefined) {
       throw new OnceOnlyError('unauthorized', header ? 'the credential is not valid' : 'a credential is required', {
         field: 'headers.authorization',

@@ -32,6 +32,8 @@ export const BOB = makeId('person', 5678);
 
 const base = {
   provider: 'UK/GOV/DWP/disability',
+  history: [],
+  services: [],
   legalBasis: "UK GDPR Art. 6(1)(a) and Art. 9(2)(a): the resident's explicit consent (synthetic)",
   validFrom: '2024-01-01',
   validUntil: '2029-12-31',

@@ -24,6 +24,7 @@ import { openStore, type Store } from '../store/db.ts';
 import { initCentral, Central } from '../central/central.ts';
 import { createCentralServer } from '../central/server.ts';
 import { addService, initGateway, startGateway, type RunningGateway } from '../gateway/node.ts';
+import { issuePersonCredential } from '../consent/credentials.ts';
 import type { App } from '../core/http.ts';
 import type { LoadResult } from '../registry/load.ts';
 import { packagePath } from '../cli/common.ts';
@@ -134,6 +135,8 @@ async function setUp(dir: string, base: number, say: (l: string) => void): Promi
         clientPort: ports.gatewayClient[o.key]!,
         providerPort: ports.gatewayProvider[o.key]!,
         token: init.token,
+        // Registered by the operator itself, so active at once, serving the organisation's subsystems.
+        subsystems: o.subsystems.map((x) => `${o.member}/${x}`),
       });
       if ('registry' in o) {
         // Each registry gets a credential only its own gateway holds.
@@ -183,7 +186,7 @@ function examplesFor(gw: Record<OrgKey, string>, catalogueUrl: string, ids: { pe
     { description: 'The benefits agency reads five items of the same person under its own agreement', method: 'GET', headers: dwp, url: `${gw.dwp}/r1/UK/GOV/GRO/population/people/${ids.person}?items=person.givenName,person.familyName,person.birthDate,person.address,person.status` },
     { description: 'Leeds City Council reads an address from the address register', method: 'GET', headers: leeds, url: `${gw.leeds}/r1/UK/GOV/GEOPLACE/addresses/addresses/${ids.address}?items=address.lines,address.postcode` },
     { description: 'The benefits agency checks an employer in the business register', method: 'GET', headers: { ...dwp, 'x-onceonly-purpose': 'employer-verification' }, url: `${gw.dwp}/r1/UK/GOV/CH/companies/companies/${ids.company}?items=business.name,business.status,business.registeredAddress` },
-    { description: 'Who is on the exchange (X-Road metaservice listClients)', method: 'GET', headers: { accept: 'application/json' }, url: `${gw.leeds}/r1/listClients` },
+    { description: 'Who is on the exchange (X-Road metaservice listClients; XML without the Accept header)', method: 'GET', headers: { accept: 'application/json' }, url: `${gw.leeds}/listClients` },
     { description: 'Which services Leeds may use at the population register (allowedMethods)', method: 'GET', headers: { accept: 'application/json', 'x-road-client': 'UK/MUN/LEEDS/parking' }, url: `${gw.leeds}/r1/UK/GOV/GRO/population/allowedMethods` },
     { description: 'The public register of data-sharing agreements', method: 'GET', headers: { accept: 'application/json' }, url: `${catalogueUrl}/agreements` },
     {
@@ -274,14 +277,25 @@ export async function startDemo(opts: DemoOptions): Promise<RunningDemo> {
         await app.listen({ host: '127.0.0.1', port: layout.ports.registries[o.registry] ?? 0 });
       }
     }
+    const ids = { person: await livingPerson(store), address: await firstId(store, REGISTRY_IDS.addresses), company: await firstId(store, REGISTRY_IDS.companies) };
+    // The example person's credential at the population register's gateway, for their consents and
+    // previews (a stand-in for citizen sign-in): made once, kept for whoever plays the person.
+    const credentialFile = join(dir, 'person-credential.json');
+    if (!existsSync(credentialFile)) {
+      const token = issuePersonCredential(join(dir, 'gateways', 'gro'), ids.person);
+      writeFileSync(credentialFile, `${JSON.stringify({ person: ids.person, credential: token, gateway: 'UK/GOV/GRO/gw1' }, null, 2)}\n`, { mode: 0o600 });
+    }
     const gwUrls = {} as Record<OrgKey, string>;
+    const warnings: string[] = [];
     for (const o of ORGS) {
       const g = await startGateway(join(dir, 'gateways', o.key));
+      warnings.push(...g.warnings);
       gateways.push(g);
       gwUrls[o.key] = g.clientUrl;
       endpoints.push({ name: `gateway-${o.key}`, role: `${o.name}: gateway client side (X-Road REST r1); provider side ${g.providerUrl} (mutual TLS)`, id: g.gateway.id, url: g.clientUrl });
     }
-    const ids = { person: await livingPerson(store), address: await firstId(store, REGISTRY_IDS.addresses), company: await firstId(store, REGISTRY_IDS.companies) };
+    // The demo runs on loopback with no information-system authentication (gateway/isauth): say so once.
+    if (warnings.length) say(`every gateway's client side is on loopback and does not authenticate information systems: any local process may call it (set clients in gateway.json, docs/exchange.md)`);
     const examples = examplesFor(gwUrls, catalogueUrl, ids, catalogue);
     // "Ready" means the examples really answer, through the gateways, not merely that sockets are open.
     for (const ex of examples) {

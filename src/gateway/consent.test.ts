@@ -13,12 +13,15 @@ import { ConsentStore } from '../consent/consent.ts';
 import { loadPrivateKey } from '../core/crypto.ts';
 import { TransparencyLog } from '../transparency/log.ts';
 import { transparencyLogId } from './node.ts';
+import { issuePersonCredential } from '../consent/credentials.ts';
 
 let ex: Exchange;
 let consents: ConsentStore;
 const CONSENT = { 'x-road-client': IDS.parking, 'x-onceonly-purpose': 'community-alerts' };
 const PREVIEW = { 'x-road-client': IDS.parking, 'x-onceonly-purpose': 'blue-badge' };
-const typeOf = (body: string): { type: string; detail: Record<string, unknown> } => JSON.parse(body) as { type: string; detail: Record<string, unknown> };
+/** onceonly's reason for a refusal (X-Road's type is AccessDenied for all of these). */
+const typeOf = (body: string): { type: string; detail: Record<string, unknown> } => (JSON.parse(body) as { onceonly: { type: string; detail: Record<string, unknown> } }).onceonly;
+const credentials: Record<string, string> = {};
 
 describe('consent and preview at the provider gateway', () => {
   before(async () => {
@@ -30,7 +33,10 @@ describe('consent and preview at the provider gateway', () => {
         { id: 'leeds-blue-badge', client: IDS.parking, provider: IDS.population, items: ['person.birthDate'], purpose: { id: 'blue-badge', description: 'Check age for a blue badge.' }, legalBasis: 'UK GDPR Art. 6(1)(e) (synthetic)', validFrom: '2020-01-01', validUntil: '2099-12-31', previewRequired: true },
       ],
     });
-    await ex.gro.conf.fetch();
+    // Each person gets a credential at the register's gateway: they, not the agency, decide on a preview.
+    credentials[ex.people.alice] = issuePersonCredential(ex.dirs.gro, ex.people.alice);
+    credentials[ex.people.bob] = issuePersonCredential(ex.dirs.gro, ex.people.bob);
+    await ex.restartGateway('gro');
     await ex.leeds.conf.fetch();
     // The operator's view of the store the provider gateway decides on, logging consent events to
     // the gateway's transparency log as `onceonly consent` does.
@@ -46,16 +52,16 @@ describe('consent and preview at the provider gateway', () => {
 
   test('consent given -> released; withdrawn -> refused at the very next request', async () => {
     const before_ = await alerts(ex.people.alice);
-    assert.equal(before_.status, 403);
+    assert.equal(before_.status, 500);
     assert.equal(typeOf(before_.body).type, 'consent_required');
     const c = await consents.give({ person: ex.people.alice, agreement: 'leeds-alerts', expiresAt: new Date(ex.now().getTime() + 86_400_000).toISOString() });
     const given = await alerts(ex.people.alice);
     assert.equal(given.status, 200, given.body);
     // Another person's consent covers nobody else.
-    assert.equal((await alerts(ex.people.bob)).status, 403);
+    assert.equal((await alerts(ex.people.bob)).status, 500);
     await consents.withdraw(c.id);
     const withdrawn = await alerts(ex.people.alice);
-    assert.equal(withdrawn.status, 403);
+    assert.equal(withdrawn.status, 500);
     assert.equal(typeOf(withdrawn.body).type, 'consent_required');
     // The consent events are in the gateway's transparency log.
     const entries = await ex.gro.store.db.selectFrom('transparency_entry').select('entry').execute();
@@ -68,7 +74,7 @@ describe('consent and preview at the provider gateway', () => {
     ex.advance(120_000);
     try {
       const expired = await alerts(ex.people.bob);
-      assert.equal(expired.status, 403);
+      assert.equal(expired.status, 500);
       assert.equal(typeOf(expired.body).type, 'consent_required');
     } finally {
       ex.advance(-120_000);
@@ -77,39 +83,47 @@ describe('consent and preview at the provider gateway', () => {
 
   test('preview: the first request opens a preview; approval releases exactly one retry; a replayed approval is refused', async () => {
     const first = await badge(ex.people.alice);
-    assert.equal(first.status, 403);
+    assert.equal(first.status, 500);
     const err = typeOf(first.body);
     assert.equal(err.type, 'preview_required');
     const url = String(err.detail['previewUrl']);
     assert.match(url, /\/preview\//);
-    const page = await request(url);
+    // The link shows nothing until the person confirms it is them; then the value, and the decision.
+    const bare = await request(url);
+    assert.doesNotMatch(await bare.body.text(), /1990-04-12/);
+    const signIn = await request(`${url}/sign-in`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: `code=${encodeURIComponent(credentials[ex.people.alice]!)}` });
+    await signIn.body.text();
+    assert.equal(signIn.statusCode, 303);
+    const cookie = String(signIn.headers['set-cookie']).split(';')[0]!;
+    const page = await request(url, { headers: { cookie } });
     const html = await page.body.text();
     assert.equal(page.statusCode, 200);
     assert.match(html, /1990-04-12/, 'the person sees the value that would be released');
     assert.doesNotMatch(html, /<script/i);
-    const approve = await request(`${url}/approve`, { method: 'POST' });
+    const csrf = /name="csrf" value="([^"]+)"/.exec(html)?.[1] ?? '';
+    const approve = await request(`${url}/approve`, { method: 'POST', headers: { cookie, 'content-type': 'application/x-www-form-urlencoded' }, body: `csrf=${encodeURIComponent(csrf)}` });
     await approve.body.text();
     assert.equal(approve.statusCode, 200);
     const retry = await badge(ex.people.alice);
     assert.equal(retry.status, 200, retry.body);
     assert.match(retry.body, /1990-04-12/);
     const again = await badge(ex.people.alice);
-    assert.equal(again.status, 403, 'single use');
+    assert.equal(again.status, 500, 'single use');
     assert.equal(typeOf(again.body).type, 'preview_required');
-    const replay = await request(`${url}/approve`, { method: 'POST' });
+    const replay = await request(`${url}/approve`, { method: 'POST', headers: { cookie, 'content-type': 'application/x-www-form-urlencoded' }, body: `csrf=${encodeURIComponent(csrf)}` });
     await replay.body.text();
     assert.ok(replay.statusCode >= 400, `replayed approval answered ${replay.statusCode}`);
-    assert.equal((await badge(ex.people.alice)).status, 403, 'the replayed approval released nothing');
+    assert.equal((await badge(ex.people.alice)).status, 500, 'the replayed approval released nothing');
   });
 
   test('preview declined -> refused with its own type', async () => {
     const first = await badge(ex.people.bob);
     const url = String(typeOf(first.body).detail['previewUrl']);
-    const decline = await request(`${url}/decline`, { method: 'POST' });
-    await decline.body.text();
-    assert.equal(decline.statusCode, 200);
+    const decline = await request(`${url}/decline`, { method: 'POST', headers: { authorization: `Bearer ${credentials[ex.people.bob]!}` } });
+    const declined = await decline.body.text();
+    assert.equal(decline.statusCode, 200, declined);
     const retry = await badge(ex.people.bob);
-    assert.equal(retry.status, 403);
+    assert.equal(retry.status, 500);
     assert.equal(typeOf(retry.body).type, 'preview_declined');
   });
 });

@@ -100,11 +100,12 @@ eachEngine('message log', (getStore, engine) => {
     // The canonical form, spelt out independently of the implementation.
     const e = entry(1);
     const canonical = JSON.stringify([
-      'onceonly-log-1', id, 1, e.at, e.side, e.requestId, e.client, e.service, e.purpose, e.agreement,
+      'onceonly-log-2', id, 1, e.at, e.side, e.requestId, e.client, e.service, e.purpose, e.agreement,
       JSON.stringify(e.items), e.userId, e.status, e.errorType, e.requestHash, e.responseDigest,
-      e.requestSignature, e.responseSignature, null, null,
+      e.requestSignature, e.responseSignature, null, null, null, null,
     ]);
     assert.equal(rs[0]?.hash, sha256hex(`${GENESIS_HASH}\n${canonical}`));
+    assert.equal(Number(rs[0]?.format), 2);
 
     const head = await store.db.selectFrom('message_log_head').selectAll().where('gateway_id', '=', id).executeTakeFirstOrThrow();
     assert.equal(Number(head.position), 8);
@@ -117,6 +118,37 @@ eachEngine('message log', (getStore, engine) => {
     assert.equal(report.lastCheckpoint, null);
     assert.equal(report.uncovered, 8);
     assert.match(formatReport(report), /OK[\s\S]*records 1\.\.8 are verified as a chain only/);
+  });
+
+  test('format 2 covers the peer and the detail; records written in format 1 keep verifying; the format cannot be switched', async () => {
+    const store = getStore();
+    const id = gw();
+    const log = newLog(store, id);
+    await log.append({ ...entry(1), peer: 'UK/GOV/GRO/gw1', detail: { requestId: '5b7c…', tried: [{ gateway: 'UK/GOV/GRO/gw2', error: 'ECONNREFUSED' }] } });
+    const [r1] = await rows(id);
+    const e = entry(1);
+    const canonical = JSON.stringify([
+      'onceonly-log-2', id, 1, e.at, e.side, e.requestId, e.client, e.service, e.purpose, e.agreement,
+      JSON.stringify(e.items), e.userId, e.status, e.errorType, e.requestHash, e.responseDigest,
+      e.requestSignature, e.responseSignature, null, null, 'UK/GOV/GRO/gw1', '{"requestId":"5b7c…","tried":[{"gateway":"UK/GOV/GRO/gw2","error":"ECONNREFUSED"}]}',
+    ]);
+    assert.equal(r1?.hash, sha256hex(`${GENESIS_HASH}\n${canonical}`));
+    // A record as a gateway before migration 0008 wrote it: format 1, hashed without peer and detail.
+    const legacy = { ...r1, position: 2, format: 1, peer: null, detail: null, prev_hash: r1.hash };
+    const { seq: _seq, ...row } = legacy;
+    const hash = recordHash(r1.hash, row);
+    await store.db.insertInto('message_log').values({ ...row, hash }).execute();
+    await store.db.updateTable('message_log_head').set({ position: 2, hash }).where('gateway_id', '=', id).execute();
+    assert.equal((await verifyMessageLog(store.db, id, keyFor)).ok, true);
+    for (const [col, value] of [['peer', 'UK/GOV/GRO/gw9'], ['detail', '{"tried":[]}'], ['format', 1]] as const) {
+      const before_ = (await rows(id))[0]!;
+      await store.db.updateTable('message_log').set({ [col]: value }).where('gateway_id', '=', id).where('position', '=', 1).execute();
+      const report = await verifyMessageLog(store.db, id, keyFor);
+      assert.equal(report.ok, false, `${col} changed`);
+      assert.deepEqual(kinds(report), ['altered@1']);
+      await store.db.updateTable('message_log').set({ [col]: before_[col] }).where('gateway_id', '=', id).where('position', '=', 1).execute();
+    }
+    assert.equal((await verifyMessageLog(store.db, id, keyFor)).ok, true);
   });
 
   test('checkpoints are made every N records and on stop(), signed over the documented message', async () => {

@@ -29,11 +29,13 @@ export const GENESIS_HASH = '0'.repeat(64);
 
 /** First element of every canonical record, so that a later format can be told apart. */
 export const RECORD_FORMAT = 'onceonly-log-1';
+/** Format 2 (migration 0008): the format-1 values, then the peer gateway and the detail JSON. */
+export const RECORD_FORMAT_2 = 'onceonly-log-2';
 
 /** First line of every signed checkpoint message (domain separation from other signatures). */
 export const CHECKPOINT_CONTEXT = 'onceonly-log-checkpoint';
 
-// Upper bound on records written by one group-commit transaction: 22 bound parameters per row keeps
+// Upper bound on records written by one group-commit transaction: 25 bound parameters per row keeps
 // a full batch far below SQLite's 32766 and PostgreSQL's 65535 parameter limits.
 const MAX_BATCH = 256;
 // Positions read per query by the verifier; bounds its memory whatever the log's size.
@@ -69,6 +71,10 @@ export interface LogEntryInput {
   requestBody: string | null;
   /** Full response body, only when the gateway is configured to keep bodies; otherwise null. */
   responseBody: string | null;
+  /** The other gateway: the provider gateway used (client side), the sending gateway (provider side). */
+  peer?: string | null;
+  /** Facts about the exchange beyond the columns (X-Road request id, error id, time read, gateways tried); no personal data. */
+  detail?: Record<string, unknown> | null;
   /**
    * What the exchange released about a person, when it did: handed to
    * {@link MessageLogOptions.onRelease} in the transaction that writes this record. Not part of
@@ -124,11 +130,14 @@ function bodyDigest(body: string | null): string | null {
  * order: format tag, gateway_id, position, at, side, request_id, client, service, purpose, agreement,
  * items (the stored JSON text), user_id, status, error_type, request_hash, response_digest,
  * request_signature, response_signature, sha256hex(request_body) or null, sha256hex(response_body)
- * or null. An array (not an object) so that no key order question can arise.
+ * or null; in format 2 then peer and detail (the stored JSON text). An array (not an object) so
+ * that no key order question can arise. The format is a column of its own, covered by the hash
+ * through the tag: a record cannot be made to verify as the other format.
  */
 export function canonicalRecord(r: LoggedFields): string {
+  const v2 = Number(r.format) === 2;
   return JSON.stringify([
-    RECORD_FORMAT,
+    v2 ? RECORD_FORMAT_2 : RECORD_FORMAT,
     r.gateway_id,
     Number(r.position),
     r.at,
@@ -148,6 +157,7 @@ export function canonicalRecord(r: LoggedFields): string {
     r.response_signature,
     bodyDigest(r.request_body),
     bodyDigest(r.response_body),
+    ...(v2 ? [r.peer, r.detail] : []),
   ]);
 }
 
@@ -215,7 +225,16 @@ function toFields(gatewayId: string, e: LogEntryInput): LoggedFields {
     response_signature: optionalText(e.responseSignature, 'responseSignature'),
     request_body: optionalText(e.requestBody, 'requestBody'),
     response_body: optionalText(e.responseBody, 'responseBody'),
+    format: 2,
+    peer: optionalText(e.peer ?? null, 'peer'),
+    detail: detailText(e.detail ?? null),
   };
+}
+
+function detailText(d: Record<string, unknown> | null): string | null {
+  if (d === null) return null;
+  if (typeof d !== 'object' || Array.isArray(d)) throw invalid('detail', 'an object or null');
+  return storable(JSON.stringify(d));
 }
 
 interface Pending {
@@ -228,7 +247,7 @@ interface Pending {
 /** The synchronous SQLite writer behind {@link MessageLogOptions.sqlite}: same rows, same chain. */
 function rawWriter(sqlite: SQLite.Database, gatewayId: string): (rows: LoggedFields[]) => Appended[] | undefined {
   const lock = sqlite.prepare('UPDATE message_log_head SET position = position + ? WHERE gateway_id = ? RETURNING position, hash');
-  const cols = ['gateway_id', 'position', 'at', 'side', 'request_id', 'client', 'service', 'purpose', 'agreement', 'items', 'user_id', 'status', 'error_type', 'request_hash', 'response_digest', 'request_signature', 'response_signature', 'request_body', 'response_body', 'prev_hash', 'hash'] as const;
+  const cols = ['gateway_id', 'position', 'at', 'side', 'request_id', 'client', 'service', 'purpose', 'agreement', 'items', 'user_id', 'status', 'error_type', 'request_hash', 'response_digest', 'request_signature', 'response_signature', 'request_body', 'response_body', 'format', 'peer', 'detail', 'prev_hash', 'hash'] as const;
   const insert = sqlite.prepare(`INSERT INTO message_log (${cols.join(', ')}) VALUES (${cols.map(() => '?').join(', ')})`);
   const moveHead = sqlite.prepare('UPDATE message_log_head SET hash = ? WHERE gateway_id = ?');
   return sqlite.transaction((rows: LoggedFields[]): Appended[] | undefined => {

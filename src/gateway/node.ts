@@ -8,20 +8,25 @@
  */
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { generateKeyPairSync } from 'node:crypto';
+import { X509Certificate, createHash, generateKeyPairSync, randomBytes } from 'node:crypto';
+import { Type, type Static } from 'typebox';
+import { checker } from '../core/schema.ts';
 import { ERROR_STATUS, OnceOnlyError, type ErrorType } from '../core/errors.ts';
 import { generateSigningKey, loadPrivateKey, privateKeyPem, publicJwk } from '../core/crypto.ts';
-import { parseSubsystemId } from '../core/ids.ts';
+import { checkParts, formatClientId, memberOfId, parseClientId, parseSubsystemId } from '../core/ids.ts';
 import { openStore, type Store } from '../store/db.ts';
 import type { Anchor } from '../central/types.ts';
 import { verifyGlobalConfiguration } from '../central/conf.ts';
 import { ConfClient } from './confclient.ts';
-import { Gateway, type ServiceRegistration } from './gateway.ts';
+import { Gateway, ServiceRegistrationSchema, type ServiceRegistration } from './gateway.ts';
+import { ClientAuthSchema, checkClientAuthSettings, isLoopback, type ClientAuth } from './isauth.ts';
+import { createSelfSignedServerCertificate } from '../central/pki.ts';
 import { MessageLog } from './messagelog.ts';
 import { TransparencyLog } from '../transparency/log.ts';
 import { AccessRecorder } from '../transparency/access.ts';
 import { ConsentStore } from '../consent/consent.ts';
-import { consentRoutes, type PersonCredential } from '../consent/routes.ts';
+import { consentRoutes } from '../consent/routes.ts';
+import { readPersonCredentials } from '../consent/credentials.ts';
 import { PreviewStore } from '../preview/preview.ts';
 import { previewRoutes } from '../preview/routes.ts';
 import type { Agreement } from '../catalogue/agreements.ts';
@@ -30,21 +35,29 @@ import { GatewayMetrics } from './metrics.ts';
 import { createClientServer, createProviderServer } from './server.ts';
 import type { App } from '../core/http.ts';
 
-/** `gateway.json`. */
-export interface GatewaySettings {
-  id: string;
-  /** Where other gateways reach the provider side (what the central publishes). */
-  address: string;
-  client: { host: string; port: number };
-  provider: { host: string; port: number };
-  services: Record<string, Record<string, ServiceRegistration>>;
-  logBodies: boolean;
-  maxBodyBytes: number;
-  /** Global configuration fetch interval, ms. */
-  confIntervalMs: number;
-}
+/** `gateway.json`, checked when it is read (unknown keys refused: a misspelt setting is not silently ignored). */
+export const GatewaySettingsSchema = Type.Object(
+  {
+    id: Type.String({ minLength: 1, maxLength: 1100 }),
+    /** Where other gateways reach the provider side (what the central publishes). */
+    address: Type.String({ minLength: 1, maxLength: 2000 }),
+    /** The client side, for the organisation's own systems; `tls: true` to listen with TLS (and allow `tls` client authentication). */
+    client: Type.Object({ host: Type.String({ minLength: 1 }), port: Type.Integer({ minimum: 0, maximum: 65535 }), tls: Type.Optional(Type.Boolean()) }, { additionalProperties: false }),
+    provider: Type.Object({ host: Type.String({ minLength: 1 }), port: Type.Integer({ minimum: 0, maximum: 65535 }) }, { additionalProperties: false }),
+    services: Type.Record(Type.String(), Type.Record(Type.String(), ServiceRegistrationSchema)),
+    /** Information-system authentication per client subsystem (gateway/isauth). */
+    clients: Type.Optional(Type.Record(Type.String(), ClientAuthSchema)),
+    logBodies: Type.Boolean(),
+    maxBodyBytes: Type.Integer({ minimum: 1024, maximum: 1024 * 1024 * 1024 }),
+    /** Global configuration fetch interval, ms. */
+    confIntervalMs: Type.Integer({ minimum: 100, maximum: 3_600_000 }),
+  },
+  { additionalProperties: false },
+);
+export type GatewaySettings = Static<typeof GatewaySettingsSchema>;
+const checkSettings = checker(GatewaySettingsSchema, 'gateway.json', 'invalid_file');
 
-const FILES = { settings: 'gateway.json', anchor: 'anchor.json', tlsKey: 'tls.key.pem', tlsCert: 'tls.cert.pem', signingKey: 'signing.key.pem', store: 'gateway.sqlite' } as const;
+const FILES = { settings: 'gateway.json', anchor: 'anchor.json', tlsKey: 'tls.key.pem', tlsCert: 'tls.cert.pem', signingKey: 'signing.key.pem', store: 'gateway.sqlite', clientTlsKey: 'client-tls.key.pem', clientTlsCert: 'client-tls.cert.pem' } as const;
 
 function writeSecret(path: string, text: string): void {
   writeFileSync(path, text, { mode: 0o600 });
@@ -78,10 +91,15 @@ export interface InitGatewayOptions {
   token: string;
   /** Central URL override (defaults to the anchor's). */
   centralUrl?: string;
+  /** The member's subsystems this gateway is to serve; with a registration token they await the operator's approval. */
+  subsystems?: readonly string[];
 }
 
-/** Creates a gateway directory: keys, certificate issued by the central, settings. */
-export async function initGateway(o: InitGatewayOptions): Promise<GatewaySettings> {
+/**
+ * Creates a gateway directory: keys, certificate issued by the central, settings. `status` is
+ * `pending` when the registration awaits the central operator's approval (a registration token).
+ */
+export async function initGateway(o: InitGatewayOptions): Promise<GatewaySettings & { status: 'pending' | 'active' }> {
   const gw = parseSubsystemId(o.id, 'id');
   if (existsSync(join(o.dir, FILES.settings))) throw new OnceOnlyError('conflict', `a gateway already exists in ${o.dir}`, { field: 'dir', expected: 'an empty directory' });
   let address: URL;
@@ -104,9 +122,10 @@ export async function initGateway(o: InitGatewayOptions): Promise<GatewaySetting
       address: address.origin,
       tlsPublicKey: tls.publicKey.export({ format: 'pem', type: 'spki' }).toString(),
       signingKey: publicJwk(signing.publicKey),
+      ...(o.subsystems ? { subsystems: o.subsystems } : {}),
     }),
   });
-  const body = (await res.json()) as { tlsCertificate?: string; message?: string; type?: string };
+  const body = (await res.json()) as { tlsCertificate?: string; message?: string; type?: string; status?: 'pending' | 'active' };
   if (res.status !== 201 || !body.tlsCertificate) {
     // The central's own error type says what to fix (a used token, another member's id, …).
     const type = typeof body.type === 'string' && Object.hasOwn(ERROR_STATUS, body.type) ? (body.type as ErrorType) : 'invalid_request';
@@ -127,17 +146,61 @@ export async function initGateway(o: InitGatewayOptions): Promise<GatewaySetting
     confIntervalMs: 60_000,
   };
   writeSecret(join(o.dir, FILES.settings), JSON.stringify(settings, null, 2));
-  return settings;
+  return { ...settings, status: body.status === 'pending' ? 'pending' : 'active' };
 }
 
-/** Reads `gateway.json`. */
+/** Reads and checks `gateway.json`. */
 export function readSettings(dir: string): GatewaySettings {
   const file = join(dir, FILES.settings);
+  let doc: unknown;
   try {
-    return JSON.parse(readFileSync(file, 'utf8')) as GatewaySettings;
+    doc = JSON.parse(readFileSync(file, 'utf8'));
   } catch (e) {
     throw new OnceOnlyError('invalid_file', `cannot read the gateway settings: ${e instanceof Error ? e.message : String(e)}`, { file });
   }
+  try {
+    return checkSettings(doc, file);
+  } catch (e) {
+    throw new OnceOnlyError('invalid_file', (e as OnceOnlyError).message, { ...(e as OnceOnlyError).detail, file });
+  }
+}
+
+/** Writes `gateway.json` (mode 0600: service registrations may carry credentials), checked first. */
+export function writeSettings(dir: string, s: GatewaySettings): void {
+  writeSecret(join(dir, FILES.settings), JSON.stringify(checkSettings(s, 'gateway.json'), null, 2));
+}
+
+/**
+ * Sets how an information system authenticates as `client` (issue 10, hole 4): `none`, `tls` with
+ * a certificate file (its SHA-256 fingerprint is registered), or `bearer` (a new credential is
+ * made, returned once, and only its SHA-256 kept).
+ */
+export function setClientAuth(dir: string, client: string, mode: 'none' | 'tls' | 'bearer', opts: { certificatePem?: string } = {}): { token?: string; fingerprint?: string } {
+  const s = readSettings(dir);
+  const id = formatClientId(parseClientId(client, 'client'));
+  if (memberOfId(id) !== memberOfId(s.id)) throw new OnceOnlyError('invalid_request', 'a gateway authenticates only its own member\'s clients', { field: 'client', expected: `a subsystem of ${memberOfId(s.id)}` });
+  const clients = { ...(s.clients ?? {}) };
+  const entry: ClientAuth = { ...(clients[id] ?? { auth: mode }), auth: mode };
+  const out: { token?: string; fingerprint?: string } = {};
+  if (mode === 'tls') {
+    if (!opts.certificatePem) throw new OnceOnlyError('invalid_request', 'tls authentication registers a certificate', { field: 'cert', expected: 'the PEM certificate the system presents' });
+    let fp: string;
+    try {
+      fp = new X509Certificate(opts.certificatePem).fingerprint256.replaceAll(':', '').toLowerCase();
+    } catch {
+      throw new OnceOnlyError('invalid_file', 'the certificate is not a PEM X.509 certificate', { field: 'cert', expected: '-----BEGIN CERTIFICATE-----' });
+    }
+    entry.certificates = [...new Set([...(entry.certificates ?? []), fp])];
+    out.fingerprint = fp;
+  }
+  if (mode === 'bearer') {
+    const token = randomBytes(32).toString('base64url');
+    entry.tokens = [...(entry.tokens ?? []), createHash('sha256').update(token).digest('hex')];
+    out.token = token;
+  }
+  clients[id] = entry;
+  writeSettings(dir, { ...s, clients });
+  return out;
 }
 
 /** Registers (or replaces) a service of one of this gateway's subsystems in `gateway.json`. */
@@ -148,14 +211,17 @@ export function addService(dir: string, subsystem: string, serviceCode: string, 
   if (sub.instance !== gw.instance || sub.memberClass !== gw.memberClass || sub.memberCode !== gw.memberCode) {
     throw new OnceOnlyError('invalid_request', 'a gateway serves only its own member\'s subsystems', { field: 'subsystem', expected: `a subsystem of ${gw.instance}/${gw.memberClass}/${gw.memberCode}` });
   }
-  try {
-    new URL(reg.url);
-  } catch {
-    throw new OnceOnlyError('invalid_request', 'the service URL is not a URL', { field: 'url' });
+  checkParts([serviceCode], 'serviceCode', 'SERVICE');
+  for (const [field, url] of [['url', reg.url], ['openapi', reg.openapi]] as const) {
+    if (url === undefined) continue;
+    try {
+      new URL(url);
+    } catch {
+      throw new OnceOnlyError('invalid_request', `the service ${field} is not a URL`, { field, expected: 'an http(s) URL' });
+    }
   }
   (s.services[subsystem] ??= {})[serviceCode] = reg;
-  // Service registrations may hold credentials (the registry's bearer token).
-  writeSecret(join(dir, FILES.settings), JSON.stringify(s, null, 2));
+  writeSettings(dir, s);
   return s;
 }
 
@@ -169,26 +235,9 @@ export interface RunningGateway {
   provider: App;
   clientUrl: string;
   providerUrl: string;
+  /** What the operator should know at start-up (e.g. information systems not authenticated). */
+  warnings: string[];
   stop(): Promise<void>;
-}
-
-/**
- * The people's bearer credentials for the consent API (`consent-credentials.json` in the gateway
- * directory, `[{token, person}]`): a stand-in for citizen sign-in, which comes with the portal.
- */
-function readConsentCredentials(dir: string): PersonCredential[] {
-  const file = join(dir, 'consent-credentials.json');
-  if (!existsSync(file)) return [];
-  let v: unknown;
-  try {
-    v = JSON.parse(readFileSync(file, 'utf8'));
-  } catch (e) {
-    throw new OnceOnlyError('invalid_file', `${file} is not JSON: ${(e as Error).message}`, { file });
-  }
-  if (!Array.isArray(v) || !v.every((c) => typeof c === 'object' && c !== null && typeof (c as PersonCredential).token === 'string' && typeof (c as PersonCredential).person === 'string')) {
-    throw new OnceOnlyError('invalid_file', `${file} must be a list of {token, person}`, { file, expected: '[{"token": "…", "person": "P-…"}]' });
-  }
-  return v as PersonCredential[];
 }
 
 /** What a preview page shows: the items' current values, read from the provider's registry service. */
@@ -204,6 +253,18 @@ async function registryValues(services: Record<string, ServiceRegistration> | un
 /** The name of a gateway's transparency log: its id, then `/transparency`. */
 export function transparencyLogId(gatewayId: string): string {
   return `${gatewayId}/transparency`;
+}
+
+/** The client side's TLS key and certificate, made (self-signed) on first use and kept in the directory. */
+async function clientTlsFiles(dir: string, settings: GatewaySettings): Promise<{ key: string; cert: string }> {
+  const keyFile = join(dir, FILES.clientTlsKey);
+  const certFile = join(dir, FILES.clientTlsCert);
+  if (!existsSync(keyFile) || !existsSync(certFile)) {
+    const made = await createSelfSignedServerCertificate(settings.id, [settings.client.host]);
+    writeSecret(keyFile, made.privateKeyPem);
+    writeFileSync(certFile, made.certificatePem);
+  }
+  return { key: readFileSync(keyFile, 'utf8'), cert: readFileSync(certFile, 'utf8') };
 }
 
 /** Opens a gateway's store: PostgreSQL when a URL is given, else `gateway.sqlite` in its directory. */
@@ -236,15 +297,23 @@ export async function startGateway(dir: string, opts: { databaseUrl?: string | u
     const consents = new ConsentStore({ db: store.db, agreements: agreementById, onEvent: async (event, tx) => void (await tlog.appendIn(tx, [event])), ...nowOpt });
     let clientUrl = '';
     const previews = new PreviewStore({ db: store.db, signingKey, baseUrl: () => clientUrl, fetchValues: (person, items, provider) => registryValues(settings.services[provider], person, items), ...nowOpt });
-    const gateway = new Gateway({ id: settings.id, db: store.db, sqlite: store.sqlite, conf, log, access, consents, previews, metrics, signingKey, tls, services: settings.services, logBodies: settings.logBodies, maxBodyBytes: settings.maxBodyBytes, ...nowOpt });
-    const client = await createClientServer(gateway, conf, metrics, { maxBodyBytes: settings.maxBodyBytes });
+    const loopback = isLoopback(settings.client.host);
+    const clients = settings.clients ?? {};
+    const warnings = checkClientAuthSettings(clients, loopback, settings.client.tls === true);
+    if (!loopback && settings.client.tls !== true) throw new OnceOnlyError('invalid_file', 'a client side reachable from other machines listens with TLS', { file: join(dir, FILES.settings), field: 'client.tls', expected: 'true, or client.host on loopback' });
+    const unauthenticated = (conf.held()?.gateways.find((g) => g.id === settings.id)?.subsystems ?? []).filter((x) => !Object.hasOwn(clients, x));
+    if (loopback && unauthenticated.length) warnings.push(`information systems are not authenticated for ${unauthenticated.join(', ')}: any process on this machine may speak as them (loopback only; set clients in gateway.json)`);
+    const gateway = new Gateway({ id: settings.id, db: store.db, sqlite: store.sqlite, conf, log, access, consents, previews, metrics, signingKey, tls, services: settings.services, clients, clientLoopback: loopback, logBodies: settings.logBodies, maxBodyBytes: settings.maxBodyBytes, ...nowOpt });
+    const clientTls = settings.client.tls ? await clientTlsFiles(dir, settings) : undefined;
+    const client = await createClientServer(gateway, conf, metrics, { maxBodyBytes: settings.maxBodyBytes, tls: clientTls });
     // The person's pages and API are served by the provider organisation's gateway on its own side
-    // (the provider side demands gateway certificates a browser does not have).
-    await client.register(previewRoutes, { previews });
-    const credentials = readConsentCredentials(dir);
-    if (credentials.length) await client.register(consentRoutes, { consents, credentials, receiptKey: signingKey, issuer: settings.id });
+    // (the provider side demands gateway certificates a browser does not have). The person proves
+    // who they are with a credential only they hold (consent/credentials) until citizen sign-in.
+    const people = readPersonCredentials(dir);
+    await client.register(previewRoutes, { previews, authenticate: (c) => people.personFor(c) });
+    if (people.size) await client.register(consentRoutes, { consents, credentials: people, receiptKey: signingKey, issuer: settings.id });
     const provider = await createProviderServer(gateway, { ...tls, ca: conf.held()!.caCertificate }, { maxBodyBytes: settings.maxBodyBytes });
-    clientUrl = await client.listen({ host: settings.client.host, port: settings.client.port });
+    clientUrl = (await client.listen({ host: settings.client.host, port: settings.client.port })).replace(/^http:/, clientTls ? 'https:' : 'http:');
     // Fastify names the scheme from its own options; the server factory made it HTTPS.
     const providerUrl = (await provider.listen({ host: settings.provider.host, port: settings.provider.port })).replace(/^http:/, 'https:');
     conf.start();
@@ -259,7 +328,7 @@ export async function startGateway(dir: string, opts: { databaseUrl?: string | u
       await tlog.stop();
       await store.close();
     };
-    return { gateway, conf, log, store, client, provider, clientUrl, providerUrl, stop };
+    return { gateway, conf, log, store, client, provider, clientUrl, providerUrl, warnings, stop };
   } catch (e) {
     await store.close();
     throw e;

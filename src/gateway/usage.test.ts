@@ -30,6 +30,8 @@ describe('access records and the data-usage service', () => {
     ex = await startExchange();
     await ex.central.addSubsystem({ id: PORTAL });
     await ex.central.addSubsystem({ id: DISABILITY });
+    // The portal is a subsystem of Leeds the central lets Leeds' gateway speak for.
+    await ex.central.assignSubsystem(IDS.leedsGw, PORTAL);
     // A second register of person data, behind its own organisation's gateway: a disability
     // register answering registry envelopes for person.disabilityStatus.
     disabilityRegister = createServer((req, res) => {
@@ -37,15 +39,15 @@ describe('access records and the data-usage service', () => {
       res.setHeader('content-type', 'application/json');
       if (!id) {
         res.statusCode = 404;
-        res.end(JSON.stringify({ type: 'unknown_subject', message: 'no such person' }));
+        res.end(JSON.stringify({ type: 'unknown_subject', message: 'no such person', detail: {} }));
         return;
       }
-      res.end(JSON.stringify({ id, items: { 'person.disabilityStatus': { value: { disabled: false }, source: DISABILITY, lastUpdated: '2025-01-01', classification: 'special-category' } } }));
+      res.end(JSON.stringify({ id, asAt: new Date().toISOString().slice(0, 10), knownAt: null, items: { 'person.disabilityStatus': { value: { disabled: false }, source: DISABILITY, lastUpdated: '2025-01-01', classification: 'special-category' } } }));
     });
     await new Promise<void>((resolve) => disabilityRegister.listen(0, '127.0.0.1', resolve));
     const dwpDir = join(ex.root, 'gw-dwp');
     const [dwpPort, dwpClient] = await Promise.all([freePort(), freePort()]);
-    await initGateway({ dir: dwpDir, anchorFile: join(ex.dirs.central, 'anchor.json'), id: DWP_GW, address: `https://127.0.0.1:${dwpPort}`, clientPort: dwpClient, providerPort: dwpPort, token: ex.token });
+    await initGateway({ dir: dwpDir, anchorFile: join(ex.dirs.central, 'anchor.json'), id: DWP_GW, address: `https://127.0.0.1:${dwpPort}`, clientPort: dwpClient, providerPort: dwpPort, token: ex.token, subsystems: [DISABILITY] });
     addService(dwpDir, DISABILITY, 'disability', { url: `http://127.0.0.1:${(disabilityRegister.address() as { port: number }).port}/disability`, timeoutMs: 5000, kind: 'registry' });
     await ex.central.publishAgreements({
       agreements: [
@@ -81,9 +83,9 @@ describe('access records and the data-usage service', () => {
     const ok3 = await ex.call(`/r1/${IDS.population}/people/${ex.people.bob}?items=person.familyName`, PARKING);
     assert.equal(ok3.status, 200, ok3.body);
     const refused = await ex.call(`/r1/${IDS.population}/people/${ex.people.alice}?items=person.birthDate`, PARKING);
-    assert.equal(refused.status, 403);
+    assert.equal(refused.headers['x-road-error'], 'Server.ServerProxy.AccessDenied');
     const noAgreement = await ex.call(`/r1/${IDS.population}/people/${ex.people.alice}?items=person.givenName`, { 'x-road-client': IDS.parking, 'x-onceonly-purpose': 'something-else' });
-    assert.equal(noAgreement.status, 403);
+    assert.equal(noAgreement.headers['x-road-error'], 'Server.ServerProxy.AccessDenied');
     const rows = (await records()).slice(before_);
     assert.deepEqual(rows, [
       { person: ex.people.alice, items: '["person.givenName","person.address"]' },
@@ -126,14 +128,19 @@ describe('access records and the data-usage service', () => {
 
   test('the data-usage service follows the same access rules as any service', async () => {
     const noAgreement = await ex.call(`/r1/${IDS.population}/data-usage/${ex.people.alice}?items=person.usageRecords`, PARKING);
-    assert.equal(noAgreement.status, 403);
-    assert.equal((JSON.parse(noAgreement.body) as { type: string }).type, 'item_not_covered', 'the parking agreement does not grant usage records');
+    assert.equal(noAgreement.status, 500);
+    assert.equal((JSON.parse(noAgreement.body) as { onceonly: { type: string } }).onceonly.type, 'item_not_covered', 'the parking agreement does not grant usage records');
+    // Refused by the provider gateway: X-Road's Server.ServerProxy.* (500), onceonly's reason beside it.
+    const reason = (r: { status: number; body: string }): string => (JSON.parse(r.body) as { onceonly: { type: string } }).onceonly.type;
     const otherItem = await ex.call(`/r1/${IDS.population}/data-usage/${ex.people.alice}?items=person.givenName`, TRACKER);
-    assert.equal(otherItem.status, 400);
+    assert.equal(otherItem.status, 500);
+    assert.equal(reason(otherItem), 'invalid_request');
     const badId = await ex.call(`/r1/${IDS.population}/data-usage/not-a-person?items=person.usageRecords`, TRACKER);
-    assert.equal(badId.status, 400);
-    const badPage = await usage(ex.people.alice, '&pageSize=1000');
-    assert.equal(badPage.status, 400);
+    assert.equal(reason(badId), 'invalid_identifier');
+    const badPage = await ex.call(`/r1/${IDS.population}/data-usage/${ex.people.alice}?items=person.usageRecords&pageSize=1000`, TRACKER);
+    assert.equal(reason(badPage), 'invalid_request');
+    const twice = await ex.call(`/r1/${IDS.population}/data-usage/${ex.people.alice}?items=person.usageRecords&page=1&page=2`, TRACKER);
+    assert.equal(reason(twice), 'invalid_request');
   });
 
   test('the tracker asks every register the portal may ask, verifies and merges, and never shows another person\'s records', async () => {

@@ -53,7 +53,7 @@ eachEngine('preview store', (getStore) => {
     assert.equal(p.expiresAt, clock.in(15 * MINUTE));
     assert.equal(await s.consume(request()), 'none', 'no decision yet');
 
-    const v = await s.view(p.token);
+    const v = await s.view(p.token, ALICE);
     assert.deepEqual(fetched, [{ person: ALICE, items: ['person.address', 'person.givenName'] }], 'the registry is asked for exactly the items of the request');
     assert.deepEqual(v.items.map((i) => [i.id, i.label]), [['person.address', 'Home address'], ['person.givenName', 'Given name']]);
     assert.deepEqual(v.items[0]!.value, { lines: ['1 Mill Lane'], postcode: 'LS1 4AP' });
@@ -63,10 +63,10 @@ eachEngine('preview store', (getStore) => {
     assert.equal(v.person, ALICE);
     assert.equal(v.decisionMinutes, 15);
     // Viewing again before deciding is fine (a refreshed page).
-    await s.view(p.token);
+    await s.view(p.token, ALICE);
 
     clock.advance(MINUTE);
-    const d = await s.approve(p.token);
+    const d = await s.approve(p.token, ALICE);
     assert.equal(d.state, 'approved');
     assert.equal(d.validUntil, clock.in(15 * MINUTE));
     assert.equal(await s.consume({ ...request(), items: ['person.givenName'] }), 'none', 'another set of items is another request');
@@ -79,13 +79,13 @@ eachEngine('preview store', (getStore) => {
     assert.deepEqual(events[0]!.items, ['person.address', 'person.givenName']);
 
     // The approval is spent: the link no longer works either.
-    await rejectsWith(s.view(p.token), 'preview_already_decided', 'token');
+    await rejectsWith(s.view(p.token, ALICE), 'preview_already_decided', 'token');
   });
 
   test('decline: the retry is refused as preview_declined, once; then a new preview is needed', async () => {
     const s = make();
     const p = await open(s);
-    const d = await s.decline(p.token);
+    const d = await s.decline(p.token, ALICE);
     assert.equal(d.state, 'declined');
     const e = await rejectsWith(s.consume(request()), 'preview_declined');
     assert.equal(e.status, 403);
@@ -95,29 +95,41 @@ eachEngine('preview store', (getStore) => {
   test('a replayed approval, a decision after a decision, and a view after one are refused', async () => {
     const s = make();
     const p = await open(s);
-    await s.approve(p.token);
-    await rejectsWith(s.approve(p.token), 'preview_already_decided', 'token');
-    await rejectsWith(s.decline(p.token), 'preview_already_decided');
-    await rejectsWith(s.view(p.token), 'preview_already_decided');
+    await s.approve(p.token, ALICE);
+    await rejectsWith(s.approve(p.token, ALICE), 'preview_already_decided', 'token');
+    await rejectsWith(s.decline(p.token, ALICE), 'preview_already_decided');
+    await rejectsWith(s.view(p.token, ALICE), 'preview_already_decided');
     // Two clicks at once: exactly one decides.
     const q = await open(s, BOB);
-    const both = await Promise.allSettled([s.approve(q.token), s.decline(q.token), s.approve(q.token)]);
+    const both = await Promise.allSettled([s.approve(q.token, BOB), s.decline(q.token, BOB), s.approve(q.token, BOB)]);
     assert.equal(both.filter((r) => r.status === 'fulfilled').length, 1);
     assert.equal(await s.consume(request()), 'approved');
     await s.consume(request(BOB)).catch(() => 'declined');
+  });
+
+  test('the link is the person\'s only: anyone else (the agency that asked included) cannot view or decide', async () => {
+    const s = make();
+    const p = await open(s);
+    for (const op of [() => s.view(p.token, BOB), () => s.approve(p.token, BOB), () => s.decline(p.token, BOB), () => s.approve(p.token, '')]) {
+      await rejectsWith(op(), 'invalid_preview_link', 'token');
+    }
+    assert.equal(await s.personOf(p.token), ALICE);
+    assert.equal(await s.consume(request()), 'none', 'nothing was decided');
+    await s.approve(p.token, ALICE);
+    assert.equal(await s.consume(request()), 'approved');
   });
 
   test('expired links and expired decisions', async () => {
     const s = make();
     const p = await open(s);
     clock.advance(15 * MINUTE);
-    const e = await rejectsWith(s.view(p.token), 'preview_link_expired', 'token');
+    const e = await rejectsWith(s.view(p.token, ALICE), 'preview_link_expired', 'token');
     assert.equal(e.status, 410);
-    await rejectsWith(s.approve(p.token), 'preview_link_expired');
-    await rejectsWith(s.decline(p.token), 'preview_link_expired');
+    await rejectsWith(s.approve(p.token, ALICE), 'preview_link_expired');
+    await rejectsWith(s.decline(p.token, ALICE), 'preview_link_expired');
 
     const q = await open(s);
-    await s.approve(q.token);
+    await s.approve(q.token, ALICE);
     clock.advance(15 * MINUTE);
     assert.equal(await s.consume(request()), 'none', 'an approval not used in time lapses');
   });
@@ -146,13 +158,13 @@ eachEngine('preview store', (getStore) => {
       ['huge', 'a.b.'.padEnd(5000, 'c')],
     ];
     for (const [what, token] of bad) {
-      for (const op of [() => s.view(token), () => s.approve(token), () => s.decline(token)]) {
+      for (const op of [() => s.view(token, ALICE), () => s.approve(token, ALICE), () => s.decline(token, ALICE)]) {
         await rejectsWith(op(), 'invalid_preview_link', 'token').catch((e: unknown) => assert.fail(`${what}: ${String(e)}`));
       }
     }
     // None of them decided anything: the genuine links still work.
-    await s.approve(p.token);
-    await s.decline(other.token);
+    await s.approve(p.token, ALICE);
+    await s.decline(other.token, BOB);
     assert.equal(await s.consume(request()), 'approved');
   });
 
@@ -166,15 +178,15 @@ eachEngine('preview store', (getStore) => {
     assert.equal(claims.exp * 1000, Date.parse(p.expiresAt));
     await assert.rejects(compactVerify(p.token, OTHER.publicKey, { algorithms: ['EdDSA'] }));
     // A store with another key (another gateway) refuses this gateway's links.
-    await rejectsWith(make(OTHER.privateKey).view(p.token), 'invalid_preview_link');
-    await s.decline(p.token);
+    await rejectsWith(make(OTHER.privateKey).view(p.token, ALICE), 'invalid_preview_link');
+    await s.decline(p.token, ALICE);
     await s.consume(request()).catch(() => undefined);
   });
 
   test('concurrent retries: exactly one gets the approval', async () => {
     const s = make();
     const p = await open(s);
-    await s.approve(p.token);
+    await s.approve(p.token, ALICE);
     const results = await Promise.all(Array.from({ length: 6 }, () => s.consume(request())));
     assert.deepEqual(results.filter((r) => r === 'approved').length, 1, results.join(','));
   });
@@ -183,17 +195,17 @@ eachEngine('preview store', (getStore) => {
     const s = make();
     const first = await open(s);
     const second = await open(s);
-    await s.approve(first.token);
+    await s.approve(first.token, ALICE);
     clock.advance(1000);
-    await s.decline(second.token);
+    await s.decline(second.token, ALICE);
     await rejectsWith(s.consume(request()), 'preview_declined');
     assert.equal(await s.consume(request()), 'none', 'the earlier approval does not outlive the later "no"');
     // And the other way round.
     const third = await open(s);
     const fourth = await open(s);
-    await s.decline(third.token);
+    await s.decline(third.token, ALICE);
     clock.advance(1000);
-    await s.approve(fourth.token);
+    await s.approve(fourth.token, ALICE);
     assert.equal(await s.consume(request()), 'approved');
     assert.equal(await s.consume(request()), 'none');
   });

@@ -24,7 +24,7 @@ import type { Kysely, Selectable, Transaction } from 'kysely';
 import type { Agreement } from '../catalogue/agreements.ts';
 import { verifyEd25519 } from '../core/crypto.ts';
 import { OnceOnlyError } from '../core/errors.ts';
-import { formatSubsystemId, parseSubsystemId } from '../core/ids.ts';
+import { formatClientId, formatSubsystemId, parseClientId, parseSubsystemId } from '../core/ids.ts';
 import { parseId } from '../registry/identifiers.ts';
 import type { Database, PreviewTable } from '../store/schema.ts';
 
@@ -196,7 +196,7 @@ export class PreviewStore {
    */
   async open(input: OpenPreviewInput): Promise<OpenedPreview> {
     const person = parseId('person', input.person, 'person');
-    const client = formatSubsystemId(parseSubsystemId(input.client, 'client'));
+    const client = formatClientId(parseClientId(input.client, 'client'));
     const provider = formatSubsystemId(parseSubsystemId(input.provider, 'provider'));
     const a = input.agreement;
     if (a.client !== client || a.provider !== provider) {
@@ -241,9 +241,22 @@ export class PreviewStore {
     return { id: row.id, token, url: `${(typeof this.#o.baseUrl === 'function' ? this.#o.baseUrl() : this.#o.baseUrl).replace(/\/+$/, '')}/preview/${token}`, expiresAt: row.link_expires_at };
   }
 
-  /** What the page shows for a link: the items and their current values, to whom and why. */
-  async view(token: string): Promise<PreviewView> {
+  /**
+   * Whose preview a link is, for signing the person in to it; throws for a bad or used link. Says
+   * nothing else about the request.
+   */
+  async personOf(token: string): Promise<string> {
+    return (await this.#pending(token)).person;
+  }
+
+  /**
+   * What the page shows for a link, to the person it is about (signed in as `person`): the items and
+   * their current values, to whom and why. Anyone else, the agency that asked included, is refused
+   * as if the link were not valid (issue 10, hole 5).
+   */
+  async view(token: string, person: string): Promise<PreviewView> {
     const row = await this.#pending(token);
+    this.#mustBe(row, person);
     const items: string[] = JSON.parse(row.items) as string[];
     const values = await this.#o.fetchValues(row.person, items, row.provider);
     return {
@@ -261,14 +274,19 @@ export class PreviewStore {
     };
   }
 
-  /** The person approves: one retry of the request within the decision's validity is released. */
-  approve(token: string): Promise<PreviewDecision> {
-    return this.#decide(token, 'approved');
+  /** The person (signed in as `person`) approves: one retry of the request within the decision's validity is released. */
+  approve(token: string, person: string): Promise<PreviewDecision> {
+    return this.#decide(token, 'approved', person);
   }
 
-  /** The person declines: the next retry is refused with `preview_declined`. */
-  decline(token: string): Promise<PreviewDecision> {
-    return this.#decide(token, 'declined');
+  /** The person (signed in as `person`) declines: the next retry is refused with `preview_declined`. */
+  decline(token: string, person: string): Promise<PreviewDecision> {
+    return this.#decide(token, 'declined', person);
+  }
+
+  #mustBe(row: Row, person: string): void {
+    // The same refusal as for a link that does not exist: the link alone tells nobody else anything.
+    if (typeof person !== 'string' || person !== row.person) throw badLink('it is not for the person signed in');
   }
 
   /**
@@ -354,8 +372,9 @@ export class PreviewStore {
     return row;
   }
 
-  async #decide(token: string, to: 'approved' | 'declined'): Promise<PreviewDecision> {
+  async #decide(token: string, to: 'approved' | 'declined', person: string): Promise<PreviewDecision> {
     const row = await this.#pending(token);
+    this.#mustBe(row, person);
     const now = this.#now();
     const decidedAt = now.toISOString();
     const validUntil = new Date(now.getTime() + this.#decisionTtl).toISOString();

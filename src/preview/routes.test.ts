@@ -1,10 +1,12 @@
 /**
  * @module preview/routes.test
- * The preview pages through Fastify (`app.inject`): the page lists exactly the items and values of
- * the request, escapes every value (a register holding markup must not inject it), contains no
- * script, is never cached, framed or sent as a referrer, and posts its decision through plain
- * forms; decisions, replays, expired and invalid links answer HTML pages with their status; the
- * plugin's HTML errors stay inside it.
+ * The preview pages through Fastify (`app.inject`): the link alone shows only a sign-in form, and
+ * only the person it is about, with their credential, sees the data and decides (issue 10, hole 5);
+ * the page lists exactly the items and values of the request, escapes every value (a register
+ * holding markup must not inject it), contains no script, is never cached, framed or sent as a
+ * referrer, and posts its decision through plain forms with a CSRF token; decisions, replays,
+ * expired and invalid links answer HTML pages with their status; the plugin's HTML errors stay
+ * inside it.
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
@@ -12,11 +14,13 @@ import { generateSigningKey } from '../core/crypto.ts';
 import { OnceOnlyError } from '../core/errors.ts';
 import { createApp, type App } from '../core/http.ts';
 import { openStore, type Store } from '../store/db.ts';
-import { ALICE, MINUTE, PREVIEWED, TestClock } from '../consent/test-helpers.ts';
+import { ALICE, BOB, MINUTE, PREVIEWED, TestClock } from '../consent/test-helpers.ts';
 import { PreviewStore } from './preview.ts';
 import { escapeHtml, previewRoutes, renderValue } from './routes.ts';
 
 const KEY = generateSigningKey();
+const ALICE_CODE = 'alice-credential-0123456789';
+const BOB_CODE = 'bob-credential-0123456789ab';
 const clock = new TestClock();
 const HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)>';
 let store: Store;
@@ -47,7 +51,7 @@ before(async () => {
       ),
   });
   app = await createApp({ title: 'preview test' });
-  await app.register(previewRoutes, { previews, serviceName: 'General Register Office' });
+  await app.register(previewRoutes, { previews, serviceName: 'General Register Office', authenticate: (c) => (c === ALICE_CODE ? ALICE : c === BOB_CODE ? BOB : undefined) });
   app.get('/json-elsewhere', () => {
     throw new OnceOnlyError('conflict', 'an error of another route');
   });
@@ -61,7 +65,25 @@ after(async () => {
 
 const open = (items = ['person.givenName', 'person.address']) =>
   previews.open({ client: PREVIEWED.client, provider: PREVIEWED.provider, person: ALICE, items, agreement: PREVIEWED, requestFingerprint: 'r' });
-const post = (url: string) => app.inject({ method: 'POST', url, headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: '' });
+const post = (url: string, o: { cookie?: string; csrf?: string; authorization?: string } = {}) =>
+  app.inject({
+    method: 'POST',
+    url,
+    headers: { 'content-type': 'application/x-www-form-urlencoded', ...(o.cookie ? { cookie: o.cookie } : {}), ...(o.authorization ? { authorization: o.authorization } : {}) },
+    payload: o.csrf ? `csrf=${encodeURIComponent(o.csrf)}` : '',
+  });
+
+/** Signs in to a preview with a code; returns the session cookie. */
+async function signIn(token: string, code = ALICE_CODE): Promise<string> {
+  const res = await app.inject({ method: 'POST', url: `/preview/${token}/sign-in`, headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: `code=${encodeURIComponent(code)}` });
+  assert.equal(res.statusCode, 303, res.body);
+  assert.equal(res.headers['location'], `./${token}`);
+  const cookie = String(res.headers['set-cookie']);
+  assert.match(cookie, /^oo_preview=[^;]+; Path=\/preview\/; Max-Age=900; HttpOnly; SameSite=Strict/);
+  return cookie.split(';')[0]!;
+}
+
+const csrfOf = (body: string): string => /name="csrf" value="([^"]+)"/.exec(body)?.[1] ?? '';
 
 function assertSafeHtml(res: { statusCode: number; headers: Record<string, unknown>; body: string }): void {
   assert.match(String(res.headers['content-type']), /^text\/html; charset=utf-8/);
@@ -75,9 +97,43 @@ function assertSafeHtml(res: { statusCode: number; headers: Record<string, unkno
   assert.match(res.body, /^<!DOCTYPE html>\n<html lang="en">/);
 }
 
-test('the page shows exactly the items and values, escaped, to whom and why, with two POST forms', async () => {
+test('the link alone shows a sign-in form and nothing of the person; it decides nothing', async () => {
   const p = await open();
   const res = await app.inject({ method: 'GET', url: `/preview/${p.token}` });
+  assert.equal(res.statusCode, 200, res.body);
+  assertSafeHtml(res);
+  assert.match(res.body, /Confirm it is you/);
+  assert.ok(!res.body.includes(escapeHtml(HOSTILE)) && !res.body.includes('Mill Lane') && !res.body.includes(ALICE), 'no value, no person id');
+  assert.match(res.body, new RegExp(`<form method="post" action="./${p.token}/sign-in"`));
+  for (const what of ['approve', 'decline']) {
+    const r = await post(`/preview/${p.token}/${what}`);
+    assert.equal(r.statusCode, 401, r.body);
+    assertSafeHtml(r);
+  }
+  // A wrong code and another person's code are the same refusal.
+  for (const code of ['guess-0123456789abcdef', BOB_CODE]) {
+    const r = await app.inject({ method: 'POST', url: `/preview/${p.token}/sign-in`, headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: `code=${code}` });
+    assert.equal(r.statusCode, 401);
+    assert.match(r.body, /The code is not right for this request/);
+    assert.equal(r.headers['set-cookie'], undefined);
+  }
+  // Another person's credential as a bearer answers nothing either.
+  assert.equal((await post(`/preview/${p.token}/approve`, { authorization: `Bearer ${BOB_CODE}` })).statusCode, 403);
+  // A session of this person for another link is no session for this one.
+  const other = await open(['person.familyName']);
+  const cookie = await signIn(other.token);
+  const page = await app.inject({ method: 'GET', url: `/preview/${p.token}`, headers: { cookie } });
+  assert.match(page.body, /Confirm it is you/);
+  // A forged cookie (another person in a payload without a valid signature) is no session.
+  const forged = `oo_preview=${Buffer.from(JSON.stringify({ l: 'x', p: ALICE, e: Date.now() + 60_000 })).toString('base64url')}.AAAA`;
+  assert.match((await app.inject({ method: 'GET', url: `/preview/${p.token}`, headers: { cookie: forged } })).body, /Confirm it is you/);
+  assert.equal(await previews.consume({ client: PREVIEWED.client, provider: PREVIEWED.provider, person: ALICE, items: ['person.givenName', 'person.address'], agreement: PREVIEWED.id }), 'none', 'nothing was decided');
+});
+
+test('signed in, the person sees exactly the items and values, escaped, to whom and why, with two POST forms', async () => {
+  const p = await open();
+  const cookie = await signIn(p.token);
+  const res = await app.inject({ method: 'GET', url: `/preview/${p.token}`, headers: { cookie } });
   assert.equal(res.statusCode, 200, res.body);
   assertSafeHtml(res);
   const body = res.body;
@@ -97,14 +153,19 @@ test('the page shows exactly the items and values, escaped, to whom and why, wit
   assert.match(body, /<button type="submit" class="govuk-button">Approve and share<\/button>/);
   assert.match(body, /<main class="govuk-main-wrapper" id="main-content" role="main">/);
   assert.match(body, /<a href="#main-content" class="govuk-skip-link">/);
+  const csrf = csrfOf(body);
+  assert.ok(csrf.length > 20);
 
-  const approved = await post(`/preview/${p.token}/approve`);
+  // The session without the form's CSRF token decides nothing (a cross-site post carries no token).
+  assert.equal((await post(`/preview/${p.token}/approve`, { cookie })).statusCode, 401);
+  assert.equal((await post(`/preview/${p.token}/approve`, { cookie, csrf: 'x'.repeat(43) })).statusCode, 401);
+  const approved = await post(`/preview/${p.token}/approve`, { cookie, csrf });
   assert.equal(approved.statusCode, 200, approved.body);
   assertSafeHtml(approved);
   assert.match(approved.body, /You approved sharing/);
   assert.equal(await previews.consume({ client: PREVIEWED.client, provider: PREVIEWED.provider, person: ALICE, items: ['person.givenName', 'person.address'], agreement: PREVIEWED.id }), 'approved');
 
-  for (const again of [await post(`/preview/${p.token}/approve`), await post(`/preview/${p.token}/decline`), await app.inject({ method: 'GET', url: `/preview/${p.token}` })]) {
+  for (const again of [await post(`/preview/${p.token}/approve`, { cookie, csrf }), await post(`/preview/${p.token}/decline`, { cookie, csrf }), await app.inject({ method: 'GET', url: `/preview/${p.token}`, headers: { cookie } })]) {
     assert.equal(again.statusCode, 409);
     assertSafeHtml(again);
     assert.match(again.body, /already been answered/);
@@ -112,13 +173,17 @@ test('the page shows exactly the items and values, escaped, to whom and why, wit
   }
 });
 
-test('decline through the form; a register without the value says so', async () => {
+test('decline through the form; a register without the value says so; an API caller decides with the person\'s credential', async () => {
   const p = await open(['person.familyName']);
-  const page = await app.inject({ method: 'GET', url: `/preview/${p.token}` });
+  const cookie = await signIn(p.token);
+  const page = await app.inject({ method: 'GET', url: `/preview/${p.token}`, headers: { cookie } });
   assert.match(page.body, /Not held by the register/);
-  // A browser posting the form with no body at all works too.
-  const res = await app.inject({ method: 'POST', url: `/preview/${p.token}/decline` });
+  const res = await post(`/preview/${p.token}/decline`, { cookie, csrf: csrfOf(page.body) });
   assert.equal(res.statusCode, 200, res.body);
+  const api = await open(['person.givenName']);
+  const byApi = await post(`/preview/${api.token}/approve`, { authorization: `Bearer ${ALICE_CODE}` });
+  assert.equal(byApi.statusCode, 200, byApi.body);
+  assert.match(byApi.body, /You approved sharing/);
   assert.match(res.body, /You declined sharing/);
   assert.match(res.body, /Nothing has been shared/);
 });

@@ -5,13 +5,21 @@
  * /preview/{token}/approve|decline` records the decision. Plain server-rendered HTML in the style
  * of the GOV.UK Design System (its class names and layout, with a small inline stylesheet instead
  * of govuk-frontend, which this package does not ship yet): no JavaScript at all, buttons are
- * forms, every value is HTML-escaped, and the pages are never cached, framed or sent as a referrer
- * (the URL is the person's credential until citizen sign-in exists).
+ * forms, every value is HTML-escaped, and the pages are never cached, framed or sent as a referrer.
+ *
+ * The link is handed to the agency that asked, so it proves nothing (issue 10, hole 5): the page
+ * first asks the person for a credential only they hold (`POST /preview/{token}/sign-in`, until
+ * citizen sign-in replaces it), keeps that in a short signed session cookie (HttpOnly,
+ * SameSite=Strict, scoped to the preview pages), and only then shows the data and takes the
+ * decision, each form with a CSRF token bound to the session. An API caller may instead send the
+ * person's credential as `Authorization: Bearer` with the decision.
  *
  * A Fastify plugin: register it with `app.register(previewRoutes, {previews})` so that its HTML
  * error pages and its form-body parser stay inside it.
  */
-import { createHash } from 'node:crypto';
+import { createHash, createHmac, randomBytes } from 'node:crypto';
+import type { FastifyRequest } from 'fastify';
+import { safeEqual } from '../core/crypto.ts';
 import { Type } from 'typebox';
 import type { FastifyReply } from 'fastify';
 import type { App } from '../core/http.ts';
@@ -21,9 +29,17 @@ import type { PreviewDecision, PreviewStore, PreviewView } from './preview.ts';
 /** Options of {@link previewRoutes}. */
 export interface PreviewRoutesOptions {
   previews: PreviewStore;
+  /** The person a credential belongs to, or undefined (consent/credentials until citizen sign-in). */
+  authenticate: (credential: string | undefined) => string | undefined;
   /** Shown in the page header (default "onceonly"). */
   serviceName?: string;
+  /** Signs session cookies; default a random key per process (sessions end with it). */
+  sessionKey?: Buffer;
 }
+
+/** How long a signed-in preview session lasts: the link's own lifetime. */
+const SESSION_MS = 15 * 60 * 1000;
+const COOKIE = 'oo_preview';
 
 /** Escapes text for HTML element content and double-quoted attribute values (OWASP XSS rule #1, #2). */
 export function escapeHtml(text: string): string {
@@ -55,6 +71,9 @@ body{margin:0;font-family:Arial,sans-serif;color:#0b0c0c;background:#fff;font-si
 .govuk-panel--declined{background:#0b0c0c}
 .govuk-error-summary{border:5px solid #d4351c;padding:20px;margin-bottom:30px}
 .govuk-footer{border-top:1px solid #b1b4b6;background:#f3f2f1;padding:25px 0;font-size:16px}
+.govuk-form-group{margin-bottom:20px}.govuk-label{display:block;margin-bottom:5px}
+.govuk-input{font:inherit;padding:5px;border:2px solid #0b0c0c;width:100%;max-width:20em;box-sizing:border-box}
+.govuk-input:focus{outline:3px solid #fd0;box-shadow:inset 0 0 0 2px}
 `;
 
 // Content-Security-Policy: nothing but this one stylesheet (by its hash) and posting forms back here.
@@ -125,7 +144,7 @@ function who(client: string, name: string | undefined): string {
 }
 
 /** The preview page for a pending request. */
-export function renderPreviewPage(v: PreviewView, token: string, serviceName = 'onceonly'): string {
+export function renderPreviewPage(v: PreviewView, token: string, serviceName = 'onceonly', csrf = ''): string {
   const rows = v.items
     .map((i) => `<div class="govuk-summary-list__row"><dt class="govuk-summary-list__key">${escapeHtml(i.label)}</dt><dd class="govuk-summary-list__value">${renderValue(i.value)}</dd></div>`)
     .join('\n');
@@ -142,11 +161,30 @@ ${rows}
 </dl>
 <p class="govuk-body">Only this information is shared, once, with this request. If you approve, the service has ${v.decisionMinutes} minutes to collect it. If you decline, nothing is shared and the service is told that you declined.</p>
 <div class="govuk-button-group">
-<form method="post" action="${escapeHtml(action('approve'))}"><button type="submit" class="govuk-button">Approve and share</button></form>
-<form method="post" action="${escapeHtml(action('decline'))}"><button type="submit" class="govuk-button govuk-button--secondary">Decline</button></form>
+<form method="post" action="${escapeHtml(action('approve'))}"><input type="hidden" name="csrf" value="${escapeHtml(csrf)}"><button type="submit" class="govuk-button">Approve and share</button></form>
+<form method="post" action="${escapeHtml(action('decline'))}"><input type="hidden" name="csrf" value="${escapeHtml(csrf)}"><button type="submit" class="govuk-button govuk-button--secondary">Decline</button></form>
 </div>
 <p class="govuk-body govuk-hint">You can answer once. This link expires on ${escapeHtml(when(v.expiresAt))}.</p>`;
   return page('Check the information before it is shared', body, serviceName);
+}
+
+/**
+ * The page a link opens before the person has signed in: nothing about the request but that there
+ * is one, and a form for the credential only they hold.
+ */
+export function renderSignInPage(token: string, serviceName = 'onceonly', wrong = false): string {
+  const error = wrong
+    ? `<div class="govuk-error-summary" role="alert" aria-labelledby="error-summary-title"><h2 class="govuk-heading-m" id="error-summary-title">There is a problem</h2><p class="govuk-body"><a href="#code">The code is not right for this request</a></p></div>`
+    : '';
+  const body = `${error}<h1 class="govuk-heading-l">Confirm it is you</h1>
+<p class="govuk-body">A service has asked for information about you. Before you see it, confirm it is you with the access code you were given for this service.</p>
+<form method="post" action="./${escapeHtml(encodeURIComponent(token))}/sign-in" novalidate>
+<div class="govuk-form-group"><label class="govuk-label" for="code">Access code</label>
+<input class="govuk-input" id="code" name="code" type="password" autocomplete="off" spellcheck="false"></div>
+<button type="submit" class="govuk-button">Continue</button>
+</form>
+<p class="govuk-body govuk-hint">The service that asked does not have this code and cannot see or answer this request for you.</p>`;
+  return page('Confirm it is you', body, serviceName);
 }
 
 /** The page after a decision. */
@@ -195,9 +233,36 @@ const TokenParams = Type.Object({ token: Type.String({ minLength: 1, maxLength: 
 export function previewRoutes(app: App, opts: PreviewRoutesOptions): Promise<void> {
   const { previews } = opts;
   const serviceName = opts.serviceName ?? 'onceonly';
+  const key = opts.sessionKey ?? randomBytes(32);
+  const mac = (text: string): string => createHmac('sha256', key).update(text).digest('base64url');
+  const linkId = (token: string): string => createHash('sha256').update(token).digest('base64url').slice(0, 22);
+  const csrfFor = (token: string, person: string): string => mac(`csrf\n${linkId(token)}\n${person}`);
 
-  // Browsers post forms as urlencoded; the buttons carry nothing, so the body is read and ignored.
-  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: 1024 }, (_req, _body, done) => done(null, {}));
+  /** The person signed in to this link by the session cookie, if the cookie is genuine, current and for this link. */
+  const sessionPerson = (req: FastifyRequest, token: string): string | undefined => {
+    const header = req.headers.cookie;
+    if (typeof header !== 'string') return undefined;
+    for (const part of header.split(';')) {
+      const [name, ...rest] = part.trim().split('=');
+      if (name !== COOKIE) continue;
+      const [payload, sig] = rest.join('=').split('.');
+      if (!payload || !sig || !safeEqual(sig, mac(payload))) return undefined;
+      try {
+        const s = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as { l?: unknown; p?: unknown; e?: unknown };
+        if (s.l !== linkId(token) || typeof s.p !== 'string' || typeof s.e !== 'number' || s.e <= Date.now()) return undefined;
+        return s.p;
+      } catch {
+        return undefined;
+      }
+    }
+    return undefined;
+  };
+
+  // Browsers post forms as urlencoded: the sign-in code, or the CSRF token of a decision.
+  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: 2048 }, (_req, body, done) => {
+    const form = new URLSearchParams(String(body));
+    done(null, { code: form.get('code') ?? undefined, csrf: form.get('csrf') ?? undefined });
+  });
 
   app.setErrorHandler((err, req, reply) => {
     let e: OnceOnlyError;
@@ -211,15 +276,51 @@ export function previewRoutes(app: App, opts: PreviewRoutesOptions): Promise<voi
   });
 
   const html = { 200: Type.String({ description: 'text/html page' }) };
+  // The form fields, from the urlencoded parser above; an API caller may post no body at all.
+  const field = (body: unknown, name: 'code' | 'csrf'): string | undefined => {
+    const v = typeof body === 'object' && body !== null ? (body as Record<string, unknown>)[name] : undefined;
+    return typeof v === 'string' && v.length <= 512 ? v : undefined;
+  };
 
-  app.get('/preview/:token', { schema: { summary: 'The preview page: what would be released, to whom and why', tags: ['preview'], params: TokenParams, produces: ['text/html'], response: html } }, async (req, reply) => {
-    const v = await previews.view(req.params.token);
-    return sendHtml(reply, 200, renderPreviewPage(v, req.params.token, serviceName));
+  app.get('/preview/:token', { schema: { summary: 'The preview page: what would be released, to whom and why, once the person has signed in', tags: ['preview'], params: TokenParams, produces: ['text/html'], response: html } }, async (req, reply) => {
+    const person = sessionPerson(req, req.params.token);
+    if (person === undefined) {
+      // Refuses a bad, expired or decided link as such; a good one shows only the sign-in form.
+      await previews.personOf(req.params.token);
+      return sendHtml(reply, 200, renderSignInPage(req.params.token, serviceName));
+    }
+    const v = await previews.view(req.params.token, person);
+    return sendHtml(reply, 200, renderPreviewPage(v, req.params.token, serviceName, csrfFor(req.params.token, person)));
+  });
+
+  app.post('/preview/:token/sign-in', { schema: { summary: 'The person confirms it is them with their credential', tags: ['preview'], params: TokenParams, produces: ['text/html'], response: { ...html, 303: Type.String({ description: 'signed in: on to the preview page' }), 401: Type.String({ description: 'text/html page: the code is not right' }) } } }, async (req, reply) => {
+    const token = req.params.token;
+    const expected = await previews.personOf(token);
+    const person = opts.authenticate(field(req.body, 'code'));
+    // A wrong code and another person's code look the same: the page tells nobody whose link it is.
+    if (person === undefined || person !== expected) return sendHtml(reply, 401, renderSignInPage(token, serviceName, true));
+    const payload = Buffer.from(JSON.stringify({ l: linkId(token), p: person, e: Date.now() + SESSION_MS })).toString('base64url');
+    const secure = (req.raw.socket as { encrypted?: boolean }).encrypted === true ? '; Secure' : '';
+    return reply
+      .status(303)
+      .header('set-cookie', `${COOKIE}=${payload}.${mac(payload)}; Path=/preview/; Max-Age=${SESSION_MS / 1000}; HttpOnly; SameSite=Strict${secure}`)
+      .header('location', `./${encodeURIComponent(token)}`)
+      .header('cache-control', 'no-store')
+      .send('');
   });
 
   for (const what of ['approve', 'decline'] as const) {
     app.post(`/preview/:token/${what}`, { schema: { summary: `The person ${what}s the release`, tags: ['preview'], params: TokenParams, produces: ['text/html'], response: html } }, async (req, reply) => {
-      const d = what === 'approve' ? await previews.approve(req.params.token) : await previews.decline(req.params.token);
+      const token = req.params.token;
+      // An API caller authenticates with the person's credential; a browser with its session and the form's CSRF token.
+      let person = opts.authenticate(/^Bearer (\S{1,512})$/i.exec(req.headers.authorization ?? '')?.[1]);
+      if (person === undefined) {
+        const fromSession = sessionPerson(req, token);
+        const csrf = field(req.body, 'csrf');
+        if (fromSession !== undefined && typeof csrf === 'string' && safeEqual(csrf, csrfFor(token, fromSession))) person = fromSession;
+      }
+      if (person === undefined) throw new OnceOnlyError('unauthorized', 'only the person this request is about can answer it: confirm it is you first', { field: 'headers.authorization', expected: 'the person\'s signed-in session, or Authorization: Bearer <their credential>' });
+      const d = what === 'approve' ? await previews.approve(token, person) : await previews.decline(token, person);
       return sendHtml(reply, 200, renderDecisionPage(d, serviceName));
     });
   }

@@ -18,6 +18,7 @@ import * as m0004 from './migrations/0004_token_scope.ts';
 import * as m0005 from './migrations/0005_transparency.ts';
 import * as m0006 from './migrations/0006_consent.ts';
 import * as m0007 from './migrations/0007_access.ts';
+import * as m0008 from './migrations/0008_exchange_trust.ts';
 
 export type Dialect = 'sqlite' | 'postgres';
 
@@ -62,6 +63,7 @@ const MIGRATIONS: Record<string, DialectMigration> = {
   '0005_transparency': m0005,
   '0006_consent': m0006,
   '0007_access': m0007,
+  '0008_exchange_trust': m0008,
 };
 
 class CodeMigrationProvider implements MigrationProvider {

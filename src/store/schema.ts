@@ -4,7 +4,7 @@
  * both engines (see core/dates for why); sequence numbers are numbers on both (the PostgreSQL
  * driver is told to parse int8 as a JS number, safe below 2^53).
  */
-import type { Generated } from 'kysely';
+import type { ColumnType, Generated } from 'kysely';
 
 /** A record held by a registry: a person, an address, a company. */
 export interface SubjectTable {
@@ -77,6 +77,7 @@ export interface Database {
   consent_history: ConsentHistoryTable;
   preview: PreviewTable;
   access_record: AccessRecordTable;
+  central_gateway_subsystem: CentralGatewaySubsystemTable;
 }
 
 /** One release of items about a person by a provider gateway (migration 0007_access). */
@@ -96,6 +97,10 @@ export interface AccessRecordTable {
   request_id: string;
   user_id: string | null;
   tlog_index: number;
+  /** The valid-time date read (`asAt`), when it was not today (migration 0008). */
+  as_at: ColumnType<string | null, string | null | undefined, string | null>;
+  /** The transaction-time instant read (`knownAt`), when one was asked for. */
+  known_at: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 /** A verified global configuration a gateway accepted. */
@@ -141,6 +146,12 @@ export interface MessageLogTable {
   /** Full bodies only when the gateway is configured to keep them. */
   request_body: string | null;
   response_body: string | null;
+  /** Canonical record format the hash covers: 1 (before migration 0008) or 2 (with peer and detail). */
+  format: ColumnType<number, number | undefined, number>;
+  /** The other gateway of the exchange: the provider gateway on the client side, the sender on the provider side. */
+  peer: string | null;
+  /** JSON object: X-Road request id, error id, the time read, the gateways tried (format 2). */
+  detail: string | null;
   prev_hash: string;
   hash: string;
 }
@@ -181,6 +192,15 @@ export interface CentralSubsystemTable {
   updated_at: string;
 }
 
+/** A subsystem the central assigned to a gateway (migration 0008): the gateway serves it and sends for it. */
+export interface CentralGatewaySubsystemTable {
+  gateway_id: string;
+  subsystem_id: string;
+  /** `pending` (asked for at registration, awaiting the operator) or `active`. */
+  status: string;
+  created_at: string;
+}
+
 /** A registered gateway with the certificate the central CA issued it. */
 export interface CentralGatewayTable {
   /** `INSTANCE/CLASS/MEMBER/GATEWAYCODE`. */
@@ -192,6 +212,7 @@ export interface CentralGatewayTable {
   fingerprint: string;
   /** JSON text of the gateway's Ed25519 public JWK. */
   signing_key: string;
+  /** `pending` (registered with a member's token, awaiting the operator's approval), `active` or `suspended`. */
   status: string;
   created_at: string;
   updated_at: string;

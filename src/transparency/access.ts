@@ -34,6 +34,13 @@ export interface Release {
   legalBasis: string;
   requestId: string;
   userId: string | null;
+  /**
+   * The valid-time date read (`asAt`), present only when the release read the past; and the
+   * transaction-time instant (`knownAt`), present only when the release read what the register
+   * believed then. Absent keys keep the digests of records written before they existed unchanged.
+   */
+  asAt?: string;
+  knownAt?: string;
 }
 
 /** An access record as served to the person: every field their digest covers. */
@@ -103,6 +110,8 @@ export class AccessRecorder {
           request_id: r.requestId,
           user_id: r.userId,
           tlog_index: appended[i]!.index,
+          as_at: r.asAt ?? null,
+          known_at: r.knownAt ?? null,
         })),
       )
       .execute();
@@ -143,6 +152,8 @@ export class AccessRecorder {
         legalBasis: r.legal_basis,
         requestId: r.request_id,
         userId: r.user_id,
+        ...(r.as_at !== null ? { asAt: r.as_at } : {}),
+        ...(r.known_at !== null ? { knownAt: r.known_at } : {}),
       };
       records.push({ record, proof: await this.#log.proveInclusion(Number(r.tlog_index), head) });
     }

@@ -66,6 +66,8 @@ export interface Exchange {
   centralUrl: string;
   token: string;
   registries: Registries;
+  /** The population register's own store (for tests that write history with a clock of their own). */
+  registryStore: Store;
   people: { alice: string; bob: string };
   gro: RunningGateway;
   leeds: RunningGateway;
@@ -80,6 +82,10 @@ export interface Exchange {
   impersonate(on: boolean): void;
   stopCentral(): Promise<void>;
   startCentral(): Promise<void>;
+  /** Stops one gateway (its ports stay reserved for a restart). */
+  stopGateway(which: 'gro' | 'leeds'): Promise<void>;
+  /** Stops (if running) and starts one gateway from its directory again, e.g. after a settings change. */
+  restartGateway(which: 'gro' | 'leeds'): Promise<void>;
   /** Calls the consumer gateway's client side. */
   call(path: string, headers?: Record<string, string>, init?: { method?: string; body?: string | Buffer }): Promise<{ status: number; headers: Record<string, string>; body: string }>;
   stop(): Promise<void>;
@@ -126,7 +132,7 @@ export async function startExchange(opts: { validitySeconds?: number; confInterv
   // Provider gateway, published at the address of a TLS proxy that forwards to it.
   const [groProxyPort, groPort, groClientPort, leedsPort, leedsClientPort] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort()]);
   const anchorFile = join(dirs.central, 'anchor.json');
-  await initGateway({ dir: dirs.gro, anchorFile, id: IDS.groGw, address: `https://127.0.0.1:${groProxyPort}`, clientPort: groClientPort, providerPort: groPort, token: init.token });
+  await initGateway({ dir: dirs.gro, anchorFile, id: IDS.groGw, address: `https://127.0.0.1:${groProxyPort}`, clientPort: groClientPort, providerPort: groPort, token: init.token, subsystems: [IDS.population] });
   addService(dirs.gro, IDS.population, 'people', { url: `${registryUrl}/people`, timeoutMs: 5000, headers: { authorization: `Bearer ${registryToken}` }, kind: 'registry' });
   // A service that accepts the connection and never answers, to show the timeout.
   const hanging = createHttpServer(() => undefined);
@@ -137,10 +143,12 @@ export async function startExchange(opts: { validitySeconds?: number; confInterv
     hanging.closeAllConnections();
     await new Promise<void>((resolve) => hanging.close(() => resolve()));
   });
-  await initGateway({ dir: dirs.leeds, anchorFile, id: IDS.leedsGw, address: `https://127.0.0.1:${leedsPort}`, clientPort: leedsClientPort, providerPort: leedsPort, token: init.token });
+  await initGateway({ dir: dirs.leeds, anchorFile, id: IDS.leedsGw, address: `https://127.0.0.1:${leedsPort}`, clientPort: leedsClientPort, providerPort: leedsPort, token: init.token, subsystems: [IDS.parking] });
   const gwSettings = { confIntervalMs: opts.confIntervalMs ?? 60_000 };
-  const gro = await startGateway(dirs.gro, { settings: gwSettings, now });
-  const leeds = await startGateway(dirs.leeds, { settings: gwSettings, now });
+  const running: { gro: RunningGateway | undefined; leeds: RunningGateway | undefined } = {
+    gro: await startGateway(dirs.gro, { settings: gwSettings, now }),
+    leeds: await startGateway(dirs.leeds, { settings: gwSettings, now }),
+  };
 
   let tampering = false;
   const proxy = await startTamperingProxy({
@@ -153,18 +161,29 @@ export async function startExchange(opts: { validitySeconds?: number; confInterv
     ca: central.caCertificate,
     tampering: () => tampering,
   });
-  cleanups.push(() => proxy.close(), () => leeds.stop(), () => gro.stop(), () => registryApp.close(), () => store.close(), () => stopCentral(), () => central.close());
+  const stopGateway = async (which: 'gro' | 'leeds'): Promise<void> => {
+    await running[which]?.stop();
+    running[which] = undefined;
+  };
+  cleanups.push(() => proxy.close(), () => stopGateway('leeds'), () => stopGateway('gro'), () => registryApp.close(), () => store.close(), () => stopCentral(), () => central.close());
 
-  const clientBase = leeds.clientUrl;
-  return {
+  const clientBase = running.leeds!.clientUrl;
+  const ex: Exchange = {
     root,
     central,
     centralUrl,
     token: init.token,
     registries,
+    registryStore: store,
     people: { alice, bob },
-    gro,
-    leeds,
+    get gro() {
+      if (!running.gro) throw new Error('the GRO gateway is stopped');
+      return running.gro;
+    },
+    get leeds() {
+      if (!running.leeds) throw new Error('the Leeds gateway is stopped');
+      return running.leeds;
+    },
     dirs,
     advance: (ms) => {
       offset += ms;
@@ -179,6 +198,11 @@ export async function startExchange(opts: { validitySeconds?: number; confInterv
     },
     stopCentral,
     startCentral,
+    stopGateway,
+    async restartGateway(which) {
+      await stopGateway(which);
+      running[which] = await startGateway(dirs[which], { settings: gwSettings, now });
+    },
     async call(path, headers = {}, init2 = {}) {
       const res = await request(`${clientBase}${path}`, { method: (init2.method ?? 'GET') as 'GET', headers, body: init2.body ?? null });
       const body = await res.body.text();
@@ -191,6 +215,7 @@ export async function startExchange(opts: { validitySeconds?: number; confInterv
       rmSync(root, { recursive: true, force: true });
     },
   };
+  return ex;
 }
 
 /**
@@ -215,7 +240,8 @@ async function startTamperingProxy(o: { port: number; key: string; cert: string;
           out['content-length'] = String(body.length);
           res.writeHead(up.statusCode, out).end(body);
         })
-        .catch(() => res.writeHead(502).end());
+        // The provider gateway behind is down: look like it, a connection that breaks, not an answer.
+        .catch(() => res.socket?.destroy());
     });
   });
   await new Promise<void>((resolve) => server.listen(o.port, '127.0.0.1', resolve));
