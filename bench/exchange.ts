@@ -14,7 +14,7 @@
  * this process; the central authority too (it only serves a configuration fetch a minute).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -44,11 +44,29 @@ function startProcess(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ ch
 
 let connections = 64;
 
+/**
+ * CPU time a process has used, ms (Linux /proc/PID/stat utime + stime, proc(5), in clock ticks of
+ * 1/100 s on Linux); undefined elsewhere. CPU per request is far less sensitive to a busy shared
+ * machine than requests per second, so the bench reports it beside the throughput.
+ */
+function cpuMs(pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) * 10;
+  } catch {
+    return undefined;
+  }
+}
+
 interface Load {
   rps: number;
   p50: number;
   p99: number;
   non2xx: number;
+  /** Requests completed. */
+  total: number;
 }
 
 async function load(url: string, paths: string[], headers: Record<string, string>, seconds: number): Promise<Load> {
@@ -60,7 +78,7 @@ async function load(url: string, paths: string[], headers: Record<string, string
     headers,
     requests: [{ method: 'GET', setupRequest: (req) => ({ ...req, path: paths[i++ % paths.length]! }) }],
   });
-  return { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, non2xx: r.non2xx + r.errors + r.timeouts };
+  return { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, non2xx: r.non2xx + r.errors + r.timeouts, total: r.requests.total };
 }
 
 /** Runs (a), (b) and (c) and returns the figures. */
@@ -94,10 +112,16 @@ export async function runExchange(opts: { seconds: number }): Promise<BenchResul
     await initGateway({ dir: groDir, anchorFile, id: 'UK/GOV/GRO/gw1', address: `https://127.0.0.1:${groPort}`, clientPort: groClient, providerPort: groPort, token: init.token, subsystems: ['UK/GOV/GRO/population'] });
     addService(groDir, 'UK/GOV/GRO/population', 'people', { url: `${registryUrl}/people`, timeoutMs: 10_000, kind: 'registry' });
     await initGateway({ dir: leedsDir, anchorFile, id: 'UK/MUN/LEEDS/gw1', address: `https://127.0.0.1:${leedsPort}`, clientPort: leedsClient, providerPort: leedsPort, token: init.token, subsystems: ['UK/MUN/LEEDS/parking'] });
+    const gatewayPids: (number | undefined)[] = [];
     for (const dir of [groDir, leedsDir]) {
       const g = await startProcess([...(process.env['BENCH_PROFILE'] ? ['--cpu-prof', '--cpu-prof-dir=/tmp/prof'] : []), 'bin/onceonly.js', 'gateway', 'serve', '--dir', dir]);
       children.push(g.child);
+      gatewayPids.push(g.child.pid);
     }
+    const gatewaysCpu = (): number | undefined => {
+      const t = gatewayPids.map(cpuMs);
+      return t.every((x) => x !== undefined) ? t.reduce((a, b) => a + b, 0) : undefined;
+    };
     const proxy = await startProcess(['--import', 'tsx', 'bench/processes/bare-proxy.ts', String(proxyPort), registryUrl]);
     children.push(proxy.child);
     const back = await startProcess(['--import', 'tsx', 'bench/processes/tls-pair-proxy.ts', 'back', String(floorBack), registryUrl, join(groDir, 'tls.cert.pem'), join(groDir, 'tls.key.pem')]);
@@ -126,21 +150,28 @@ export async function runExchange(opts: { seconds: number }): Promise<BenchResul
       }
       connections = 64;
     }
+    // Both gateways' CPU per secured request, ms: what the security work costs, whatever else runs.
+    const securedLoad = async (): Promise<Load & { cpuPerRequest: number | undefined }> => {
+      const before = gatewaysCpu();
+      const r = await load(`http://127.0.0.1:${leedsClient}`, viaR1, headers, opts.seconds);
+      const after_ = gatewaysCpu();
+      return { ...r, cpuPerRequest: before !== undefined && after_ !== undefined && r.total > 0 ? (after_ - before) / r.total : undefined };
+    };
     if (process.env['BENCH_ONLY_SECURED']) {
-      const c = await load(`http://127.0.0.1:${leedsClient}`, viaR1, headers, opts.seconds);
-      process.stderr.write(`secured only: ${Math.round(c.rps)} req/s p50 ${c.p50} ms p99 ${c.p99} ms\n`);
+      const c = await securedLoad();
+      process.stderr.write(`secured only: ${Math.round(c.rps)} req/s p50 ${c.p50} ms p99 ${c.p99} ms, gateways' CPU ${c.cpuPerRequest?.toFixed(3) ?? '?'} ms per request\n`);
       return [];
     }
     const a = await load(registryUrl, direct, {}, opts.seconds);
     const b = await load(`http://127.0.0.1:${proxyPort}`, viaR1, {}, opts.seconds);
-    const c = await load(`http://127.0.0.1:${leedsClient}`, viaR1, headers, opts.seconds);
+    const c = await securedLoad();
     const d = await load(`http://127.0.0.1:${floorFront}`, viaR1, {}, opts.seconds);
     for (const [name, r] of [['direct', a], ['proxy', b], ['secured', c], ['floor', d]] as const) if (r.non2xx > 0) throw new Error(`${name}: ${r.non2xx} failed requests`);
     const lat = (r: Load): Record<string, number> => ({ p50_ms: r.p50, p99_ms: r.p99 });
     return [
       { name: '(a) registry called directly, 2 KB answers', value: a.rps, unit: 'req/s', baseline: b.rps, baselineName: '(b) bare forwarding proxy', ratio: a.rps / b.rps, extra: lat(a) },
       { name: '(b) bare forwarding proxy (no TLS, signing or log)', value: b.rps, unit: 'req/s', baseline: a.rps, baselineName: '(a) registry directly', ratio: b.rps / a.rps, extra: lat(b) },
-      { name: '(c) secured: client gateway -> provider gateway (mTLS, signed, logged) -> registry', value: c.rps, unit: 'req/s', baseline: b.rps, baselineName: '(b) bare forwarding proxy', ratio: c.rps / b.rps, extra: { ...lat(c), target_ratio: 0.5, target_rps: 2000 } },
+      { name: '(c) secured: client gateway -> provider gateway (mTLS, signed, logged) -> registry', value: c.rps, unit: 'req/s', baseline: b.rps, baselineName: '(b) bare forwarding proxy', ratio: c.rps / b.rps, extra: { ...lat(c), target_ratio: 0.5, target_rps: 2000, ...(c.cpuPerRequest !== undefined ? { gateways_cpu_ms_per_request: c.cpuPerRequest } : {}) } },
       { name: '(d) floor of (c): the same two hops with mutual TLS, no signing, checks or log', value: d.rps, unit: 'req/s', baseline: b.rps, baselineName: '(b) bare forwarding proxy', ratio: d.rps / b.rps, extra: { ...lat(d), secured_over_floor: c.rps / d.rps } },
     ];
   } finally {

@@ -19,7 +19,7 @@ import { createRegistries, REGISTRY_IDS } from '../src/registry/registries.ts';
 import { createRegistryServer } from '../src/registry/routes.ts';
 import { populate } from '../src/registry/populate.ts';
 import { generate } from '../src/registry/generate.ts';
-import { packagePath } from '../src/cli/common.ts';
+import { packagePath } from '../src/core/files.ts';
 
 export interface BenchResult {
   name: string;

@@ -8,18 +8,24 @@
  *    birth over the same inputs in the same process (the least any linkage must do).
  * 2. Accuracy, trained without labels: pairwise F1 on FEBRL4 (link), FEBRL3 and Splink's
  *    fake_20000 (dedupe), with pairs blocking never compared counted as missed, against the F1 of
- *    an exact match on normalised name and date of birth over the same files.
+ *    an exact match on normalised name and date of birth over the same files; with each, the
+ *    blocking ceiling (true pairs compared / all true pairs), the recall no threshold can pass.
+ * 3. With BENCH_LINKAGE_BEFORE=<commit>: the speed benchmark again with that commit's code, in the
+ *    same run, and the ratio after / before (issue 11 allows the new blocking rules 1.5x).
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { readTable } from '../src/linkage/csv.ts';
-import { link } from '../src/linkage/engine.ts';
+import { blockingCeiling, link } from '../src/linkage/engine.ts';
 import { normalise } from '../src/linkage/compare.ts';
 import type { ScoredPair, Table } from '../src/linkage/types.ts';
 import type { BenchResult } from './foundation.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const DATA = fileURLToPath(new URL('../../shared/data/linkage/', import.meta.url));
+const DATA = fileURLToPath(new URL('../test/fixtures/linkage/', import.meta.url));
 
 interface WorkerResult {
   people: number;
@@ -32,9 +38,9 @@ interface WorkerResult {
   peakRssMiB: number;
 }
 
-function worker(people: number, rows: number): Promise<WorkerResult> {
+function worker(people: number, rows: number, root = ROOT): Promise<WorkerResult> {
   // The register and its normalised columns take a few GB at a million people: more than Node's default heap.
-  const child = spawn(process.execPath, ['--max-old-space-size=8192', '--import', 'tsx', 'bench/processes/linkage-worker.ts', String(people), String(rows)], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--max-old-space-size=8192', '--import', 'tsx', 'bench/processes/linkage-worker.ts', String(people), String(rows)], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
@@ -42,6 +48,25 @@ function worker(people: number, rows: number): Promise<WorkerResult> {
   return new Promise((resolve, reject) => {
     child.once('exit', (code) => (code === 0 ? resolve(JSON.parse(out) as WorkerResult) : reject(new Error(`linkage worker exited with ${code}: ${err}`))));
   });
+}
+
+/**
+ * The speed benchmark run with the code of `commit` (its src and bench, from `git archive`, with
+ * this tree's node_modules), so that before and after are measured on the same machine in the
+ * same run: these machines are shared, and a figure from another day says little.
+ */
+async function workerAt(commit: string, people: number, rows: number): Promise<WorkerResult> {
+  const dir = mkdtempSync(join(tmpdir(), 'onceonly-bench-before-'));
+  try {
+    const archive = spawnSync('git', ['-C', ROOT, 'archive', '--format=tar', commit, 'src', 'bench', 'package.json'], { maxBuffer: 1 << 30 });
+    if (archive.status !== 0) throw new Error(`git archive ${commit}: ${archive.stderr.toString()}`);
+    const untar = spawnSync('tar', ['-x', '-C', dir], { input: archive.stdout });
+    if (untar.status !== 0) throw new Error(`tar: ${untar.stderr.toString()}`);
+    symlinkSync(join(ROOT, 'node_modules'), join(dir, 'node_modules'));
+    return await worker(people, rows, dir);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 const key = (a: string, b: string): string => (a < b ? `${a}|${b}` : `${b}|${a}`);
@@ -58,16 +83,26 @@ function f1(pred: Iterable<[string, string]>, truth: Set<string>): number {
   return p + r ? (2 * p * r) / (p + r) : 0;
 }
 
-function truthPairs(ids: string[], group: (i: number) => string, other?: { ids: string[]; group: (i: number) => string }): Set<string> {
+/** The true pairs, as keys for F1 and as id pairs (left first) for the blocking ceiling. */
+interface Truth {
+  keys: Set<string>;
+  pairs: { leftId: string; rightId: string }[];
+}
+
+function truthPairs(ids: string[], group: (i: number) => string, other?: { ids: string[]; group: (i: number) => string }): Truth {
   const by = new Map<string, string[]>();
   ids.forEach((id, i) => (by.get(group(i)) ?? by.set(group(i), []).get(group(i))!).push(id));
-  const truth = new Set<string>();
+  const truth: Truth = { keys: new Set(), pairs: [] };
+  const add = (leftId: string, rightId: string): void => {
+    truth.keys.add(key(leftId, rightId));
+    truth.pairs.push({ leftId, rightId });
+  };
   if (other) {
     other.ids.forEach((id, j) => {
-      for (const x of by.get(other.group(j)) ?? []) truth.add(key(x, id));
+      for (const x of by.get(other.group(j)) ?? []) add(x, id);
     });
   } else {
-    for (const l of by.values()) for (let i = 0; i < l.length; i++) for (let j = i + 1; j < l.length; j++) truth.add(key(l[i]!, l[j]!));
+    for (const l of by.values()) for (let i = 0; i < l.length; i++) for (let j = i + 1; j < l.length; j++) add(l[i]!, l[j]!);
   }
   return truth;
 }
@@ -95,13 +130,22 @@ function exactPairs(a: Table, b: Table | null, cols: [string, string, string]): 
   return out;
 }
 
-function accuracy(name: string, a: Table, b: Table | null, truth: Set<string>, cols: [string, string, string]): BenchResult {
+function accuracy(name: string, a: Table, b: Table | null, truth: Truth, cols: [string, string, string]): BenchResult {
   const t = performance.now();
   const r = link(a, b);
   const seconds = (performance.now() - t) / 1000;
-  const engine = f1(r.pairs.map((p: ScoredPair) => [p.leftId, p.rightId] as [string, string]), truth);
-  const exact = f1(exactPairs(a, b, cols), truth);
-  return { name: `linkage accuracy: ${name}, trained without labels`, value: engine, unit: 'F1', baseline: exact, baselineName: 'exact match on name and date of birth', ratio: engine / exact, extra: { seconds, compared: r.compared } };
+  const engine = f1(r.pairs.map((p: ScoredPair) => [p.leftId, p.rightId] as [string, string]), truth.keys);
+  const exact = f1(exactPairs(a, b, cols), truth.keys);
+  const ceiling = blockingCeiling(r, a, b, truth.pairs);
+  return {
+    name: `linkage accuracy: ${name}, trained without labels`,
+    value: engine,
+    unit: 'F1',
+    baseline: exact,
+    baselineName: 'exact match on name and date of birth',
+    ratio: engine / exact,
+    extra: { seconds, compared: r.compared, blocking_ceiling: ceiling.ceiling, true_pairs_compared: ceiling.compared, true_pairs: ceiling.truePairs },
+  };
 }
 
 export async function runLinkage(opts: { people: number; rows: number }): Promise<BenchResult[]> {
@@ -137,5 +181,18 @@ export async function runLinkage(opts: { people: number; rows: number }): Promis
       baseline_precision: w.baseline.precision,
     },
   });
+  const before = process.env['BENCH_LINKAGE_BEFORE'];
+  if (before) {
+    const b = await workerAt(before, opts.people, opts.rows);
+    results.push({
+      name: `linkage: the same link with the code of ${before}`,
+      value: w.linkSeconds,
+      unit: 's',
+      baseline: b.linkSeconds,
+      baselineName: `${before}, measured in this run`,
+      ratio: w.linkSeconds / b.linkSeconds,
+      extra: { target_ratio: 1.5, pairs_compared: w.compared, before_pairs_compared: b.compared, recall: w.engine.recall, before_recall: b.engine.recall, precision: w.engine.precision, before_precision: b.engine.precision },
+    });
+  }
   return results;
 }

@@ -7,6 +7,7 @@ import { runFoundation, type BenchResult } from './foundation.ts';
 import { runExchange } from './exchange.ts';
 import { runLinkage } from './linkage.ts';
 import { runTransparency } from './transparency.ts';
+import { runEvents } from './events.ts';
 
 const quick = process.argv.includes('--quick');
 const json = process.argv.includes('--json');
@@ -27,6 +28,10 @@ if (!only || only === 'linkage') {
 
 if (!only || only === 'transparency') {
   results.push(...(await runTransparency({ entries: quick ? 20_000 : 1_000_000, seconds: quick ? 2 : 4 })));
+}
+
+if (!only || only === 'events') {
+  results.push(...(await runEvents({ rate: 100, seconds: quick ? 3 : 10, burst: quick ? 200 : 1000 })));
 }
 
 if (json) {

@@ -8,6 +8,7 @@
  * the HTML report is self-contained, the CLI runs end to end, the API answers, and bad input gets
  * a typed error naming the file.
  */
+import { RegistryRepository } from '../registry/repository.ts';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -104,7 +105,7 @@ describe('demo extracts', () => {
 eachEngine('the register read from the store', (getStore) => {
   test('equals the register built from the generator', async () => {
     await populate(getStore(), { people: 400, seed: 3 });
-    const fromStore = await registerFromStore(getStore().db, { source: 'generated population', pageSize: 97 });
+    const fromStore = await registerFromStore(new RegistryRepository(getStore().db), { source: 'generated population', pageSize: 97 });
     assert.deepEqual(fromStore, registerFromRecords(generate({ people: 400, seed: 3 })));
   });
 });

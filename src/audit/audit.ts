@@ -11,7 +11,8 @@
  */
 import { OnceOnlyError } from '../core/errors.ts';
 import { MAX_COMPARED_CHARS, refuseLongValues } from '../linkage/csv.ts';
-import { detectFields, link } from '../linkage/engine.ts';
+import { applicableRules, detectFields, link } from '../linkage/engine.ts';
+import { clipList, shown } from '../linkage/shown.ts';
 import type { FieldKind, FieldSpec, Model, ScoredPair, Table } from '../linkage/types.ts';
 import { heldValues, registerFieldsFor, registerTable, type RegisterSnapshot } from './register.ts';
 import { classify, ITEM_INFO, ITEMS, type HeldValues, type Item, type ItemState } from './values.ts';
@@ -126,12 +127,33 @@ export interface AgencyFigures extends Figures {
   fields: FieldSpec[];
   /** How the columns were read (from the linkage engine's detection). */
   notes: string[];
+  /**
+   * What the linkage could not use: a kind of column the register holds and the extract lacks
+   * (a date of birth, say), or one the register has nothing to compare with (an email).
+   */
+  warnings: string[];
   /** Register people with more than one row in this agency. */
   peopleWithDuplicateRows: number;
 }
 
 /** The field kinds that say who a person is, as opposed to where they live. */
 const IDENTITY = new Set<FieldKind>(['given_name', 'surname', 'full_name', 'dob']);
+
+/** The register's kinds an extract may lack, as the warning names them. */
+const REGISTER_KINDS: [FieldKind[], string][] = [
+  [['given_name', 'full_name'], 'given name'],
+  [['surname', 'full_name'], 'family name'],
+  [['dob'], 'date of birth'],
+  [['address', 'street'], 'address line'],
+  [['postcode'], 'postcode'],
+  [['locality'], 'town'],
+];
+
+/** What the register holds that an extract has no column for: linked without it, and said so. */
+function missingKinds(source: string, fields: readonly FieldSpec[]): string[] {
+  const kinds = new Set(fields.map((f) => f.kind));
+  return REGISTER_KINDS.filter(([ks]) => !ks.some((k) => kinds.has(k))).map(([, name]) => `${shown(source)} has no ${name} column, which the register has: linked without it`);
+}
 
 export interface TotalFigures extends Figures {
   /** Register people by how many agencies hold them: `{"1": n, "2": n, ...}`. */
@@ -229,7 +251,7 @@ function requireLinkable(table: Table, fields: readonly FieldSpec[]): void {
       file: table.source,
       field: 'columns',
       expected: 'headers such as first_name, surname, date_of_birth, address, postcode',
-      columns: table.columns,
+      columns: clipList(table.columns),
     });
   }
 }
@@ -275,7 +297,7 @@ export function runAudit(register: RegisterSnapshot, extracts: readonly ExtractI
   if (extracts.length === 0) throw new OnceOnlyError('invalid_request', 'no extract to audit', { field: 'extracts', expected: 'one or more CSV files' });
   const names = new Set<string>();
   for (const e of extracts) {
-    if (names.has(e.agency)) throw new OnceOnlyError('invalid_request', `two extracts are named ${JSON.stringify(e.agency)}`, { field: 'agency', expected: 'a different name per extract' });
+    if (names.has(e.agency)) throw new OnceOnlyError('invalid_request', `two extracts are named ${shown(e.agency)}`, { field: 'agency', expected: 'a different name per extract' });
     names.add(e.agency);
   }
 
@@ -300,7 +322,7 @@ export function runAudit(register: RegisterSnapshot, extracts: readonly ExtractI
     // One enormous value in a compared column would hold the comparison (and a server) for hours.
     refuseLongValues(table, detected.fields.map((f) => f.column), MAX_COMPARED_CHARS, e.lines);
     const { columns, read } = itemReaders(table, detected.fields);
-    const fig: AgencyFigures = { agency: e.agency, source: table.source, fields: detected.fields, notes: detected.notes, peopleWithDuplicateRows: 0, ...emptyFigures(columns) };
+    const fig: AgencyFigures = { agency: e.agency, source: table.source, fields: detected.fields, notes: detected.notes, warnings: missingKinds(table.source, detected.fields), peopleWithDuplicateRows: 0, ...emptyFigures(columns) };
     const rows: RowOutcome[] = [];
     fig.rows = table.rows.length;
 
@@ -321,6 +343,7 @@ export function runAudit(register: RegisterSnapshot, extracts: readonly ExtractI
       const cap = settings.maxPairs !== undefined ? { maxPairs: settings.maxPairs } : {};
       const res = tooManyPairs(table, () => link(table, right, { fields: detected.fields, rightFields: registerFieldsFor(detected.fields), threshold, seed, randomPairs: settings.randomPairs ?? 300_000, ...cap, ...progress }));
       fig.notes = [...fig.notes, ...res.notes];
+      fig.warnings.push(...res.warnings);
       collect(res.pairs, (i) => i);
       // Second pass, for rows no one matched: the same model on identity items alone. A person
       // who moved without telling the register keeps their name and birth date, and their new
@@ -329,8 +352,16 @@ export function runAudit(register: RegisterSnapshot, extracts: readonly ExtractI
       const unmatched = table.rows.flatMap((_, i) => (candidates[i]!.size === 0 ? [i] : []));
       const idFields = detected.fields.filter((f) => IDENTITY.has(f.kind));
       const idModel: Model = { ...res.model, comparisons: res.model.comparisons.filter((c) => c.kinds.every((k) => IDENTITY.has(k))) };
-      if (unmatched.length > 0 && idModel.comparisons.length >= 2) {
-        const sub: Table = { source: table.source, columns: table.columns, ids: unmatched.map((i) => table.ids[i]!), rows: unmatched.map((i) => table.rows[i]!) };
+      // Without a date of birth the identity items may leave no blocking rule (names alone,
+      // when the rules in use all need a date or an address): the second pass is then skipped,
+      // as `link` would have nothing to block on, rather than stopping the audit.
+      const idKinds = idFields.map((f) => f.kind);
+      const idBlockable = applicableRules(idKinds, registerFieldsFor(idFields).map((f) => f.kind)).length > 0;
+      if (unmatched.length > 0 && idModel.comparisons.length >= 2 && !idBlockable) {
+        fig.warnings.push(`${shown(table.source)}: the ${unmatched.length} rows not linked were not tried again on name and date of birth alone: no blocking rule applies to ${idKinds.join(', ')}`);
+      }
+      if (unmatched.length > 0 && idModel.comparisons.length >= 2 && idBlockable) {
+        const sub: Table = { source: table.source, columns: clipList(table.columns), ids: unmatched.map((i) => table.ids[i]!), rows: unmatched.map((i) => table.rows[i]!) };
         const again = tooManyPairs(table, () => link(sub, right, { fields: idFields, rightFields: registerFieldsFor(idFields), threshold, seed, model: idModel, ...cap, ...progress }));
         collect(again.pairs, (k) => unmatched[k]!);
         for (const i of unmatched) if (candidates[i]!.size > 0) onIdentity.add(i);

@@ -7,7 +7,9 @@
 import { closeSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { basename, extname } from 'node:path';
 import { parse as parseYaml } from 'yaml';
+import { Type, type Static } from 'typebox';
 import { OnceOnlyError } from '../core/errors.ts';
+import { checker } from '../core/schema.ts';
 import { parseCsvRecords, readTable, readTableFromString, type ReadTableResult } from '../linkage/csv.ts';
 import { DEFAULT_COSTS, type CostSettings } from './audit.ts';
 import { ITEMS, type Item } from './values.ts';
@@ -59,36 +61,36 @@ function bad(file: string, field: string, expected: string, message: string): On
   return new OnceOnlyError('invalid_file', `${file}: ${message}`, { file, field, expected });
 }
 
+const Amount = Type.Number({ minimum: 0, description: 'a number, zero or more' });
+/** The cost settings a file or a request may give: every key optional, no other. */
+const CostsSchema = Type.Object(
+  {
+    currency: Type.Optional(Type.String({ pattern: '^[A-Z]{3}$', description: 'an ISO 4217 code such as GBP or EUR' })),
+    perRecord: Type.Optional(Amount),
+    perItem: Type.Optional(Type.Object(Object.fromEntries(ITEMS.map((i) => [i, Type.Optional(Amount)])), { additionalProperties: false })),
+    perDiscrepancy: Type.Optional(Amount),
+  },
+  { additionalProperties: false, description: 'an object with any of currency, perRecord, perItem, perDiscrepancy' },
+);
+const checkCosts = checker(CostsSchema, 'costs', 'invalid_file');
+
 /** Validates cost settings given as data (from a file or a request); unset figures keep their defaults. */
 export function parseCosts(data: unknown, file: string): CostSettings {
-  if (data === null || typeof data !== 'object' || Array.isArray(data)) throw bad(file, '(root)', 'an object with currency, perRecord, perItem, perDiscrepancy', 'the costs must be an object');
-  const o = data as Record<string, unknown>;
-  const known = ['currency', 'perRecord', 'perItem', 'perDiscrepancy'];
-  for (const k of Object.keys(o)) if (!known.includes(k)) throw bad(file, k, known.join(', '), `unknown setting ${JSON.stringify(k)}`);
-  const amount = (v: unknown, field: string, fallback: number): number => {
-    if (v === undefined) return fallback;
-    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw bad(file, field, 'a number, zero or more', `${field} must be a non-negative number`);
-    return v;
-  };
-  let currency = DEFAULT_COSTS.currency;
-  if (o['currency'] !== undefined) {
-    if (typeof o['currency'] !== 'string' || !/^[A-Z]{3}$/.test(o['currency'])) throw bad(file, 'currency', 'an ISO 4217 code such as GBP or EUR', 'currency must be a three-letter code');
-    currency = o['currency'];
+  let o: Static<typeof CostsSchema>;
+  try {
+    o = checkCosts(data, '');
+  } catch (e) {
+    // In the file it came from, the field as the settings spell it (`perItem.address`).
+    const err = e as OnceOnlyError;
+    throw bad(file, String(err.detail.field), String(err.detail.expected), err.message);
   }
   const perItem = { ...DEFAULT_COSTS.perItem };
-  if (o['perItem'] !== undefined) {
-    const pi = o['perItem'];
-    if (pi === null || typeof pi !== 'object' || Array.isArray(pi)) throw bad(file, 'perItem', `an object with any of ${ITEMS.join(', ')}`, 'perItem must be an object');
-    for (const [k, v] of Object.entries(pi)) {
-      if (!(ITEMS as readonly string[]).includes(k)) throw bad(file, `perItem.${k}`, ITEMS.join(', '), `unknown item ${JSON.stringify(k)}`);
-      perItem[k as Item] = amount(v, `perItem.${k}`, 0);
-    }
-  }
+  for (const [k, v] of Object.entries(o.perItem ?? {})) if (v !== undefined) perItem[k as Item] = v;
   return {
-    currency,
-    perRecord: amount(o['perRecord'], 'perRecord', DEFAULT_COSTS.perRecord),
+    currency: o.currency ?? DEFAULT_COSTS.currency,
+    perRecord: o.perRecord ?? DEFAULT_COSTS.perRecord,
     perItem,
-    perDiscrepancy: amount(o['perDiscrepancy'], 'perDiscrepancy', DEFAULT_COSTS.perDiscrepancy),
+    perDiscrepancy: o.perDiscrepancy ?? DEFAULT_COSTS.perDiscrepancy,
   };
 }
 

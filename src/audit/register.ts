@@ -9,8 +9,7 @@
  * bulk queries paged by subject, never a query per person), and one from the generator's records
  * (fast tests, and extracts written without a store).
  */
-import type { Kysely } from 'kysely';
-import type { Database } from '../store/schema.ts';
+import type { CurrentFact, RegistryRepository } from '../registry/repository.ts';
 import type { GeneratedAddress, GeneratedRecord } from '../registry/generate.ts';
 import { REGISTRY_IDS } from '../registry/registries.ts';
 import type { FieldKind, FieldSpec, Table } from '../linkage/types.ts';
@@ -211,39 +210,7 @@ function distinct(values: string[], current: string): string[] {
 const PERSON_ITEMS = ['person.givenName', 'person.familyName', 'person.birthDate', 'person.address', 'person.status'];
 const ADDRESS_ITEMS = ['address.lines', 'address.town', 'address.postcode'];
 
-interface FactLite {
-  subject: string;
-  item: string;
-  value: string;
-  valid_from: string;
-  valid_to: string | null;
-}
-
-/**
- * Reads the current beliefs about `items` of every subject of `registry`, a page of subjects at a
- * time: the subject ids come from the primary key in order, and each page's facts from one range
- * query on the index of current beliefs, so the cost is two queries per page whatever the size.
- */
-async function* factPages(db: Kysely<Database>, registry: string, items: string[], pageSize: number): AsyncGenerator<FactLite[]> {
-  let after = '';
-  for (;;) {
-    const ids = await db.selectFrom('subject').select('id').where('registry', '=', registry).where('id', '>', after).orderBy('id').limit(pageSize).execute();
-    if (ids.length === 0) return;
-    const first = ids[0]!.id;
-    const last = ids[ids.length - 1]!.id;
-    yield await db
-      .selectFrom('fact')
-      .select(['subject', 'item', 'value', 'valid_from', 'valid_to'])
-      .where('registry', '=', registry)
-      .where('subject', '>=', first)
-      .where('subject', '<=', last)
-      .where('item', 'in', items)
-      .where('superseded_at', 'is', null)
-      .execute();
-    after = last;
-    if (ids.length < pageSize) return;
-  }
-}
+type FactLite = CurrentFact;
 
 /** Groups a page's facts by subject, each subject's facts in valid-time order. */
 function bySubject(rows: FactLite[]): Map<string, FactLite[]> {
@@ -270,10 +237,10 @@ function timelineOf(facts: FactLite[], item: string): { current: unknown; earlie
  * Only current beliefs are read: a value the register corrected was never true, so a copy of it
  * is a conflict, not a stale copy.
  */
-export async function registerFromStore(db: Kysely<Database>, opts: { source?: string; pageSize?: number } = {}): Promise<RegisterSnapshot> {
+export async function registerFromStore(registers: RegistryRepository, opts: { source?: string; pageSize?: number } = {}): Promise<RegisterSnapshot> {
   const pageSize = opts.pageSize ?? 5000;
   const addresses = new Map<string, HeldAddress>();
-  for await (const page of factPages(db, REGISTRY_IDS.addresses, ADDRESS_ITEMS, pageSize)) {
+  for await (const page of registers.currentFactPages(REGISTRY_IDS.addresses, ADDRESS_ITEMS, pageSize)) {
     for (const [id, facts] of bySubject(page)) {
       const lines = timelineOf(facts, 'address.lines').current;
       if (!Array.isArray(lines)) continue;
@@ -286,7 +253,7 @@ export async function registerFromStore(db: Kysely<Database>, opts: { source?: s
   }
   const people: RegisterPerson[] = [];
   const resolve = (v: unknown): HeldAddress | null => addresses.get((v as { addressId?: string } | undefined)?.addressId ?? '') ?? null;
-  for await (const page of factPages(db, REGISTRY_IDS.population, PERSON_ITEMS, pageSize)) {
+  for await (const page of registers.currentFactPages(REGISTRY_IDS.population, PERSON_ITEMS, pageSize)) {
     for (const [id, facts] of bySubject(page)) {
       const given = timelineOf(facts, 'person.givenName');
       const family = timelineOf(facts, 'person.familyName');

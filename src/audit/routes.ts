@@ -7,6 +7,7 @@
  * Linking runs on the server's thread: a large extract holds the server for seconds, so this API
  * suits extracts of tens of thousands of rows; the CLI is for larger ones.
  */
+import { RegistryRepository } from '../registry/repository.ts';
 import { Type } from 'typebox';
 import type { Kysely } from 'kysely';
 import { ErrorBody, strictValidator, type App } from '../core/http.ts';
@@ -41,20 +42,14 @@ const BodySchema = Type.Object({
   costs: Type.Optional(Type.Object({}, { additionalProperties: true, description: '{currency, perRecord, perItem, perDiscrepancy}; see docs/audit.md' })),
 }, { additionalProperties: false });
 
-/** A value that changes whenever a registry write lands: facts are only ever inserted, and every write journals a change. */
-async function storeVersion(db: Kysely<Database>): Promise<string> {
-  const f = await db.selectFrom('fact').select((eb) => eb.fn.max('seq').as('s')).executeTakeFirst();
-  const c = await db.selectFrom('change').select((eb) => eb.fn.countAll().as('n')).executeTakeFirst();
-  return `${String(f?.s ?? '')}:${String(c?.n ?? '')}`;
-}
-
 /** Adds `POST /audit` to `app`. */
 export function auditRoutes(app: App, opts: AuditRoutesOptions): void {
+  const registers = new RegistryRepository(opts.db);
   let cached: { version: string; snapshot: Promise<RegisterSnapshot> } | null = null;
   const register = async (): Promise<RegisterSnapshot> => {
-    const version = await storeVersion(opts.db);
+    const version = await registers.version();
     if (cached?.version !== version) {
-      const snapshot = registerFromStore(opts.db, { source: opts.source ?? 'population register' });
+      const snapshot = registerFromStore(registers, { source: opts.source ?? 'population register' });
       cached = { version, snapshot };
       snapshot.catch(() => (cached = null));
     }

@@ -22,6 +22,9 @@ test('the shipped register loads, with the demo cases the other parts rely on', 
     'dwp-benefits-residence-history',
     'dwp-benefits-companies',
     'portal-tracker-population',
+    'leeds-parking-changes',
+    'dwp-benefits-changes',
+    'portal-report-change',
   ]);
   const parking = register.get('leeds-parking-population');
   assert.deepEqual(parking?.items, ['person.givenName', 'person.familyName', 'person.address']);
@@ -51,7 +54,7 @@ test('inForce is inclusive at both ends', () => {
 
 test('forClientAndProvider and findCovering', () => {
   const found = register.forClientAndProvider('UK/GOV/DWP/benefits', 'UK/GOV/GRO/population', '2025-06-01').map((a) => a.id);
-  assert.deepEqual(found, ['dwp-benefits-population', 'dwp-benefits-residence-history']);
+  assert.deepEqual(found, ['dwp-benefits-population', 'dwp-benefits-residence-history', 'dwp-benefits-changes']);
   // Before the residence-history agreement started.
   assert.deepEqual(
     register.forClientAndProvider('UK/GOV/DWP/benefits', 'UK/GOV/GRO/population', '2024-01-01').map((a) => a.id),

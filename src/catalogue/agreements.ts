@@ -59,6 +59,12 @@ export interface Agreement {
   readonly consentRequired: boolean;
   /** The subject sees the data at the source and approves its release first (OOTS preview). */
   readonly previewRequired: boolean;
+  /**
+   * Kinds of change (`move`, `name`, `death`, …) the provider may tell the client of (Tell Us
+   * Once, src/events): each event carries only the agreement's items, about people on the
+   * client's interest list. Empty: no notifications.
+   */
+  readonly events: readonly string[];
 }
 
 /** What {@link AgreementRegister.findCovering} looks for. */
@@ -74,7 +80,7 @@ export interface CoveringQuery {
 }
 
 const KEYS = ['id', 'client', 'provider', 'purpose', 'legalBasis', 'validFrom', 'validUntil'] as const;
-const OPTIONAL = ['items', 'history', 'services', 'consentRequired', 'previewRequired'] as const;
+const OPTIONAL = ['items', 'history', 'services', 'consentRequired', 'previewRequired', 'events'] as const;
 const SERVICE_CODE = /^[A-Za-z0-9][A-Za-z0-9._'()+,=?-]{0,254}$/;
 
 function canonical(id: string, field: string): string {
@@ -168,6 +174,7 @@ export function parseAgreements(doc: unknown, file: string, catalogue: Catalogue
     const consentRequired = p.boolean(o['consentRequired'], [...at, 'consentRequired'], false);
     const previewRequired = p.boolean(o['previewRequired'], [...at, 'previewRequired'], false);
     const services = readServices(p, o['services'], [...at, 'services']);
+    const events = readEvents(p, o['events'], [...at, 'events']);
     const items = o['items'] === undefined && services && services.length > 0 ? [] : readItems(p, o['items'], [...at, 'items'], name, provider, catalogue);
     if (o['items'] === undefined && !(services && services.length > 0)) p.report([...at, 'items'], 'is required', 'the items granted, or services');
     const history = items ? readHistory(p, o['history'], [...at, 'history'], name, items) : undefined;
@@ -177,8 +184,9 @@ export function parseAgreements(doc: unknown, file: string, catalogue: Catalogue
       if (prior !== undefined) p.report([...at, 'id'], `duplicate agreement id "${id}" (first at agreements[${prior}])`, 'each agreement id once');
       else seen.set(id, index);
     }
-    if (id === undefined || client === undefined || provider === undefined || !items || !history || !services || !purpose || legalBasis === undefined || validFrom === undefined || validUntil === undefined) return;
-    out.push({ id, client, provider, items, history, services, purpose, legalBasis, validFrom, validUntil, consentRequired, previewRequired });
+    if (events && events.length > 0 && items && items.length === 0) p.report([...at, 'events'], `agreement "${name}" tells of changes but grants no items for the events to carry`, 'items granted beside events');
+    if (id === undefined || client === undefined || provider === undefined || !items || !history || !services || !events || !purpose || legalBasis === undefined || validFrom === undefined || validUntil === undefined) return;
+    out.push({ id, client, provider, items, history, services, purpose, legalBasis, validFrom, validUntil, consentRequired, previewRequired, events });
   });
 
   p.throwIfAny('agreements');
@@ -213,6 +221,23 @@ function readServices(p: ProblemCollector, v: unknown, path: DocPath): string[] 
     if (code === undefined) return;
     if (out.includes(code)) p.report([...path, i], `service "${code}" is listed twice`, 'each service once');
     else out.push(code);
+  });
+  return out.length === list.length ? out : undefined;
+}
+
+// A kind of change is named as the register's change types are (`move`, `name`, `correction`).
+const EVENT_TYPE = /^[a-z][a-z0-9-]{0,39}$/;
+
+function readEvents(p: ProblemCollector, v: unknown, path: DocPath): string[] | undefined {
+  if (v === undefined || v === null) return [];
+  const list = p.array(v, path, true);
+  if (!list) return undefined;
+  const out: string[] = [];
+  list.forEach((raw, i) => {
+    const t = p.string(raw, [...path, i], EVENT_TYPE, 'a kind of change of the provider\'s register, e.g. move, name, death');
+    if (t === undefined) return;
+    if (out.includes(t)) p.report([...path, i], `event "${t}" is listed twice`, 'each kind of change once');
+    else out.push(t);
   });
   return out.length === list.length ? out : undefined;
 }

@@ -46,6 +46,7 @@ const AgreementBody = Type.Object({
   validUntil: DateText,
   consentRequired: Type.Boolean(),
   previewRequired: Type.Boolean(),
+  events: List(Type.String()),
 });
 
 const FindingBody = Type.Object({

@@ -114,7 +114,7 @@ eachEngine('central', (getStore) => {
     const a = await central.currentConfiguration(clock);
     const again = await central.currentConfiguration(new Date(clock.getTime() + 60_000));
     assert.equal(again.jws, a.jws);
-    assert.deepEqual(verifyGlobalConfiguration(a.jws, init.anchor, clock), a.conf);
+    assert.deepEqual(await verifyGlobalConfiguration(a.jws, init.anchor, clock), a.conf);
     assert.equal(a.conf.caCertificate, central.caCertificate);
     assert.ok(a.conf.agreements.length > 0);
 
@@ -133,12 +133,12 @@ eachEngine('central', (getStore) => {
     await central.suspendSubsystem('UK/MUN/LEEDS/parking');
     const after1 = await central.currentConfiguration(clock);
     assert.ok(after1.conf.serial > before.conf.serial);
-    const conf = verifyGlobalConfiguration(after1.jws, init.anchor, clock, { minSerial: before.conf.serial });
+    const conf = await verifyGlobalConfiguration(after1.jws, init.anchor, clock, { minSerial: before.conf.serial });
     assert.equal(conf.gateways.find((g) => g.id === 'UK/GOV/GRO/gw1')!.status, 'suspended');
     assert.equal(conf.subsystems.find((s) => s.id === 'UK/MUN/LEEDS/parking')!.status, 'suspended');
     assert.equal(conf.members.find((m) => m.id === 'UK/GOV/CH')!.status, 'suspended');
     // The older document is now a rollback for a gateway holding the new one.
-    assert.throws(() => verifyGlobalConfiguration(before.jws, init.anchor, clock, { minSerial: conf.serial }), isErr('invalid_global_conf'));
+    await assert.rejects(verifyGlobalConfiguration(before.jws, init.anchor, clock, { minSerial: conf.serial }), isErr('invalid_global_conf'));
 
     await central.activateGateway('UK/GOV/GRO/gw1');
     await central.activateSubsystem('UK/MUN/LEEDS/parking');

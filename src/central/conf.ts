@@ -10,15 +10,15 @@
  * central can be replayed as a configuration. The payload is the {@link GlobalConfiguration}
  * as UTF-8 JSON.
  *
- * Verification is synchronous and depends only on node:crypto: gateways check a configuration on
- * every refresh and an offline log checker needs it without a network or a JOSE library.
+ * Signing and checking go through core/jws (jose): the algorithm pinned, `typ` required, `crit`
+ * refused.
  */
-import { CompactSign } from 'jose';
 import { Type } from 'typebox';
 import { checker } from '../core/schema.ts';
 import type { KeyObject } from 'node:crypto';
 import { OnceOnlyError } from '../core/errors.ts';
-import { importPublicJwk, verifyEd25519 } from '../core/crypto.ts';
+import { importPublicJwk } from '../core/crypto.ts';
+import { jsonPayload, signJws, verifyJws } from '../core/jws.ts';
 import type { Agreement } from '../catalogue/agreements.ts';
 import type { Anchor, GatewayEntry, GlobalConfiguration, MemberEntry, SubsystemEntry } from './types.ts';
 
@@ -87,27 +87,14 @@ export function buildGlobalConfiguration(state: CentralState, opts: BuildOptions
 }
 
 /** Signs a configuration: JWS compact, `alg: EdDSA`, `typ: onceonly-global-conf+jws`. */
-export async function signGlobalConfiguration(conf: GlobalConfiguration, privateKey: KeyObject): Promise<string> {
-  return new CompactSign(new TextEncoder().encode(JSON.stringify(conf)))
-    .setProtectedHeader({ alg: 'EdDSA', typ: GLOBAL_CONF_TYP })
-    .sign(privateKey);
+export function signGlobalConfiguration(conf: GlobalConfiguration, privateKey: KeyObject): Promise<string> {
+  return signJws(JSON.stringify(conf), privateKey, GLOBAL_CONF_TYP);
 }
 
 function invalid(message: string, detail: Record<string, unknown> = {}): OnceOnlyError {
   return new OnceOnlyError('invalid_global_conf', `global configuration refused: ${message}`, { field: 'globalConfiguration', ...detail });
 }
 
-function decodeJson(part: string, what: string): unknown {
-  // base64url without padding only (RFC 7515 §2); Buffer.from would silently skip other characters.
-  if (!/^[A-Za-z0-9_-]*$/.test(part)) throw invalid(`${what} is not base64url`);
-  try {
-    return JSON.parse(Buffer.from(part, 'base64url').toString('utf8')) as unknown;
-  } catch {
-    throw invalid(`${what} is not JSON`);
-  }
-}
-
-const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 const NonEmpty = Type.String({ minLength: 1 });
 const StatusSchema = Type.Union([Type.Literal('active'), Type.Literal('suspended')]);
 const Instant = Type.String({ pattern: '^\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d(\\.\\d+)?Z$' });
@@ -150,6 +137,8 @@ const GlobalConfigurationSchema = Type.Object({
     validUntil: DateText,
     consentRequired: Type.Boolean(),
     previewRequired: Type.Boolean(),
+    // Optional: configurations signed before Tell Us Once have none (read as no notifications).
+    events: Type.Optional(Type.Array(NonEmpty)),
   })),
 });
 
@@ -158,7 +147,8 @@ const checkPayload = checker(GlobalConfigurationSchema, 'globalConfiguration', '
 /** Checks the payload's shape, so that code using a verified configuration can trust its types. */
 function checkShape(p: unknown): GlobalConfiguration {
   try {
-    return checkPayload(p);
+    const conf = checkPayload(p) as Omit<GlobalConfiguration, 'agreements'> & { agreements: (Omit<GlobalConfiguration['agreements'][number], 'events'> & { events?: string[] })[] };
+    return { ...conf, agreements: conf.agreements.map((a) => ({ ...a, events: a.events ?? [] })) };
   } catch (e) {
     const err = e as OnceOnlyError;
     throw invalid(`payload is malformed: ${err.message}`, { path: err.detail.field });
@@ -173,25 +163,18 @@ function checkShape(p: unknown): GlobalConfiguration {
  * for another instance, it claims to be issued more than {@link CLOCK_SKEW_SECONDS} in the future,
  * or its serial is below `minSerial`; and `global_conf_expired` when `now >= expiresAt`.
  */
-export function verifyGlobalConfiguration(jws: string, anchor: Anchor, now: Date, opts: VerifyOptions = {}): GlobalConfiguration {
-  if (typeof jws !== 'string') throw invalid('not a JWS');
-  const parts = jws.trim().split('.');
-  if (parts.length !== 3) throw invalid('not a JWS compact serialization (three dot-separated parts)');
-  const [h, p, s] = parts as [string, string, string];
-  const header = decodeJson(h, 'protected header');
-  if (!isObj(header)) throw invalid('protected header is not an object');
-  // alg is pinned, never taken from the header's say-so (RFC 8725 §3.1): no "none", no HMAC.
-  if (header['alg'] !== 'EdDSA') throw invalid('alg must be EdDSA', { path: 'header.alg' });
-  if (header['typ'] !== GLOBAL_CONF_TYP) throw invalid(`typ must be ${GLOBAL_CONF_TYP}`, { path: 'header.typ' });
-  if ('crit' in header || 'b64' in header) throw invalid('unsupported header parameters (crit, b64)', { path: 'header' });
-  let key: KeyObject;
+export async function verifyGlobalConfiguration(jws: string, anchor: Anchor, now: Date, opts: VerifyOptions = {}): Promise<GlobalConfiguration> {
+  // The anchor's key is checked first, so a broken anchor is not reported as a bad configuration.
   try {
-    key = importPublicJwk(anchor.publicKey);
+    importPublicJwk(anchor.publicKey);
   } catch {
     throw invalid('the anchor holds no usable Ed25519 key', { path: 'anchor.publicKey' });
   }
-  if (!verifyEd25519(key, `${h}.${p}`, s)) throw invalid('signature does not verify with the anchor key');
-  const conf = checkShape(decodeJson(p, 'payload'));
+  const v = await verifyJws(jws, anchor.publicKey, GLOBAL_CONF_TYP);
+  if (!v.ok) throw invalid(v.reason === 'the signature does not verify with this key' ? 'signature does not verify with the anchor key' : v.reason, { path: 'jws' });
+  const payload = jsonPayload(v.payload);
+  if (payload === undefined) throw invalid('payload is not JSON', { path: 'payload' });
+  const conf = checkShape(payload);
   if (conf.instance !== anchor.instance) throw invalid(`it is for instance ${conf.instance}, not ${anchor.instance}`, { path: 'instance' });
   if (!opts.ignoreClock && Date.parse(conf.issuedAt) > now.getTime() + CLOCK_SKEW_SECONDS * 1000) throw invalid('issuedAt is in the future; check the clocks', { path: 'issuedAt' });
   if (opts.minSerial !== undefined && conf.serial < opts.minSerial) {

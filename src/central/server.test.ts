@@ -48,7 +48,7 @@ eachEngine('central HTTP', (getStore) => {
     const r = await app.inject({ method: 'GET', url: '/global-conf' });
     assert.equal(r.statusCode, 200);
     assert.equal(r.headers['content-type'], 'application/jose');
-    const conf = verifyGlobalConfiguration(r.body, init.anchor, new Date());
+    const conf = await verifyGlobalConfiguration(r.body, init.anchor, new Date());
     assert.equal(r.headers['x-onceonly-conf-serial'], String(conf.serial));
     assert.deepEqual((await app.inject({ method: 'GET', url: '/anchor' })).json(), init.anchor);
     const h = (await app.inject({ method: 'GET', url: '/health' })).json<{ status: string; serial: number }>();
@@ -101,7 +101,7 @@ eachEngine('central HTTP', (getStore) => {
     ]);
     assert.ok(mine.every((e) => e.actor === `api:${init.tokenId}`));
 
-    const conf = verifyGlobalConfiguration((await app.inject({ method: 'GET', url: '/global-conf' })).body, init.anchor, new Date());
+    const conf = await verifyGlobalConfiguration((await app.inject({ method: 'GET', url: '/global-conf' })).body, init.anchor, new Date());
     assert.equal(conf.gateways.find((g) => g.id === 'UK/GOV/GRO/gw1')?.status, 'suspended');
     assert.equal(conf.members.find((m) => m.id === 'UK/MUN/LEEDS')?.status, 'suspended');
   });
@@ -133,7 +133,7 @@ eachEngine('central HTTP', (getStore) => {
 
   test('PUT /manage/agreements: a bad document is a 422 naming the field and changes nothing; a good one publishes', async () => {
     const before = (await audit()).entries.length;
-    const serialBefore = verifyGlobalConfiguration((await app.inject({ method: 'GET', url: '/global-conf' })).body, init.anchor, new Date()).serial;
+    const serialBefore = (await verifyGlobalConfiguration((await app.inject({ method: 'GET', url: '/global-conf' })).body, init.anchor, new Date())).serial;
     const agreement = { id: 'synthetic-agreement', client: 'UK/MUN/LEEDS/parking', provider: 'UK/GOV/GRO/population', items: ['person.givenName'], purpose: { id: 'synthetic-purpose', description: 'Synthetic.' }, legalBasis: 'Synthetic basis', validFrom: '2026-01-01', validUntil: '2027-01-01' };
     const bad = await app.inject({ method: 'PUT', url: '/manage/agreements', headers: auth, payload: { agreements: [{ ...agreement, validUntil: '2026-02-30' }] } });
     assert.equal(bad.statusCode, 422);
@@ -142,13 +142,13 @@ eachEngine('central HTTP', (getStore) => {
     const notObj = await app.inject({ method: 'PUT', url: '/manage/agreements', headers: auth, payload: [1] });
     assert.equal(notObj.statusCode, 422);
     assert.equal((await audit()).entries.length, before);
-    const same = verifyGlobalConfiguration((await app.inject({ method: 'GET', url: '/global-conf' })).body, init.anchor, new Date());
+    const same = await verifyGlobalConfiguration((await app.inject({ method: 'GET', url: '/global-conf' })).body, init.anchor, new Date());
     assert.equal(same.serial, serialBefore);
 
     const good = await app.inject({ method: 'PUT', url: '/manage/agreements', headers: auth, payload: { agreements: [agreement] } });
     assert.equal(good.statusCode, 200, good.body);
     assert.deepEqual(good.json(), { version: 2, agreements: 1 });
-    const conf = verifyGlobalConfiguration((await app.inject({ method: 'GET', url: '/global-conf' })).body, init.anchor, new Date());
+    const conf = await verifyGlobalConfiguration((await app.inject({ method: 'GET', url: '/global-conf' })).body, init.anchor, new Date());
     assert.ok(conf.serial > serialBefore);
     assert.deepEqual(conf.agreements.map((a) => a.id), ['synthetic-agreement']);
     const log = await audit();

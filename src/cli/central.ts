@@ -8,7 +8,7 @@
 import type { Command } from 'commander';
 import { Central, initCentral } from '../central/central.ts';
 import { createCentralServer } from '../central/server.ts';
-import { intOption, reportError } from './common.ts';
+import { action, intOption } from './common.ts';
 
 const DEFAULT_DIR = 'data/central';
 
@@ -17,17 +17,15 @@ interface DirOption {
 }
 
 /** Runs `fn` with the central in `dir` open, closing it after; errors become an exit code. */
-async function withCentral(opts: DirOption, fn: (c: Central) => Promise<void>): Promise<void> {
-  try {
+function withCentral(opts: DirOption, fn: (c: Central) => Promise<void>): Promise<void> {
+  return action(async () => {
     const central = await Central.open({ dir: opts.dir, databaseUrl: process.env['DATABASE_URL'] });
     try {
       await fn(central);
     } finally {
       await central.close();
     }
-  } catch (e) {
-    process.exitCode = reportError(e);
-  }
+  })();
 }
 
 const dirOption = ['--dir <dir>', 'the central\'s directory (keys, anchor, central.sqlite unless DATABASE_URL is set)', DEFAULT_DIR] as const;
@@ -44,27 +42,23 @@ export function registerCentralCommands(program: Command): void {
     .requiredOption('--url <url>', 'URL gateways fetch the global configuration from, e.g. http://127.0.0.1:8500')
     .option('--agreements <file>', 'agreements to publish first (default config/agreements.yaml)')
     .option('--catalogue <file>', 'catalogue the agreements are checked against (default config/catalogue.yaml)')
-    .action(async (opts: DirOption & { instance: string; url: string; agreements?: string; catalogue?: string }) => {
-      try {
-        const r = await initCentral({
-          dir: opts.dir,
-          instance: opts.instance,
-          url: opts.url,
-          databaseUrl: process.env['DATABASE_URL'],
-          agreementsFile: opts.agreements,
-          catalogueFile: opts.catalogue,
-        });
-        process.stdout.write(
-          `central authority for instance ${r.anchor.instance} created in ${opts.dir}\n` +
-            `  anchor (hand it to each gateway out of band): ${r.anchorFile}\n` +
-            `  state: ${r.storeLocation}\n` +
-            `  agreements published: ${r.agreements}\n` +
-            `management token (shown only now; store it safely):\n${r.token}\n`,
-        );
-      } catch (e) {
-        process.exitCode = reportError(e);
-      }
-    });
+    .action(action(async (opts: DirOption & { instance: string; url: string; agreements?: string; catalogue?: string }) => {
+      const r = await initCentral({
+        dir: opts.dir,
+        instance: opts.instance,
+        url: opts.url,
+        databaseUrl: process.env['DATABASE_URL'],
+        agreementsFile: opts.agreements,
+        catalogueFile: opts.catalogue,
+      });
+      process.stdout.write(
+        `central authority for instance ${r.anchor.instance} created in ${opts.dir}\n` +
+          `  anchor (hand it to each gateway out of band): ${r.anchorFile}\n` +
+          `  state: ${r.storeLocation}\n` +
+          `  agreements published: ${r.agreements}\n` +
+          `management token (shown only now; store it safely):\n${r.token}\n`,
+      );
+    }));
 
   central
     .command('serve')
@@ -73,21 +67,17 @@ export function registerCentralCommands(program: Command): void {
     .option('--port <n>', 'port', intOption('port', 0, 65535), 8500)
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--validity <seconds>', 'validity of each signed configuration', intOption('validity', 2, 7 * 86400), 600)
-    .action(async (opts: DirOption & { port: number; host: string; validity: number }) => {
-      try {
-        const c = await Central.open({ dir: opts.dir, databaseUrl: process.env['DATABASE_URL'], validitySeconds: opts.validity });
-        const app = await createCentralServer(c);
-        const url = await app.listen({ port: opts.port, host: opts.host });
-        process.stdout.write(`central authority ${c.instance} listening on ${url}\n`);
-        const stop = (): void => {
-          void app.close().then(() => c.close());
-        };
-        process.once('SIGINT', stop);
-        process.once('SIGTERM', stop);
-      } catch (e) {
-        process.exitCode = reportError(e);
-      }
-    });
+    .action(action(async (opts: DirOption & { port: number; host: string; validity: number }) => {
+      const c = await Central.open({ dir: opts.dir, databaseUrl: process.env['DATABASE_URL'], validitySeconds: opts.validity });
+      const app = await createCentralServer(c);
+      const url = await app.listen({ port: opts.port, host: opts.host });
+      process.stdout.write(`central authority ${c.instance} listening on ${url}\n`);
+      const stop = (): void => {
+        void app.close().then(() => c.close());
+      };
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+    }));
 
   const member = central.command('member').description('members (organisations)');
   member

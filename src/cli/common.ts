@@ -1,17 +1,11 @@
 /**
  * @module cli/common
- * What every command shares: where the data lives, opening the store, package-relative paths,
- * and turning a typed error into a message on stderr and an exit code.
+ * What every command shares: where the data lives, opening the store, and turning a typed error
+ * into a message on stderr and an exit code.
  */
-import { fileURLToPath } from 'node:url';
 import { InvalidArgumentError } from 'commander';
 import { isOnceOnlyError } from '../core/errors.ts';
 import { openStore, type Store } from '../store/db.ts';
-
-/** Absolute path of a file shipped with the package (config/, examples/). */
-export function packagePath(rel: string): string {
-  return fileURLToPath(new URL(`../../${rel}`, import.meta.url));
-}
 
 /** Options every store-using command accepts. */
 export interface StoreCliOptions {
@@ -39,6 +33,20 @@ export function reportError(e: unknown): number {
   }
   process.stderr.write(`error: ${e instanceof Error ? e.message : String(e)}\n`);
   return 1;
+}
+
+/**
+ * Wraps a command's action: a typed error becomes its message on stderr and exit code 2 (bad
+ * input) or 1 (failure), never a stack trace; the process is not exited, so output is flushed.
+ */
+export function action<A extends unknown[]>(fn: (...args: A) => unknown): (...args: A) => Promise<void> {
+  return async (...args: A) => {
+    try {
+      await fn(...args);
+    } catch (e) {
+      process.exitCode = reportError(e);
+    }
+  };
 }
 
 /** Parses a positive integer option, naming it when it is not one. */

@@ -16,7 +16,7 @@ import type { Anchor } from '../central/types.ts';
 import { generateSigningKey, privateKeyPem, publicJwk } from '../core/crypto.ts';
 import { verifyReceipt, type Consent, type SignedConsentReceipt } from '../consent/consent.ts';
 import { openGatewayStore } from '../gateway/node.ts';
-import { makeId } from '../registry/identifiers.ts';
+import { makeId } from '../core/subjects.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/onceonly.js', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'onceonly-consent-cli-'));
@@ -33,6 +33,7 @@ const agreement = (id: string, provider: string, consentRequired: boolean) => ({
   provider,
   history: [],
   services: [],
+  events: [],
   items: ['person.disabilityStatus', 'person.givenName'],
   purpose: { id: `purpose-${id}`, description: 'A synthetic purpose.' },
   legalBasis: consentRequired ? 'Explicit consent (synthetic)' : 'Public task (synthetic)',
@@ -114,12 +115,12 @@ test('give, list, withdraw, receipt on a gateway directory', async () => {
   const signed = JSON.parse(readFileSync(join(dir, 'receipt.json'), 'utf8')) as SignedConsentReceipt;
   assert.equal(signed.receipt.issuer, 'UK/GOV/DWP/gw1');
   assert.equal(signed.receipt.state, 'withdrawn');
-  const v = verifyReceipt(signed.jws, GATEWAY.publicKey);
+  const v = await verifyReceipt(signed.jws, GATEWAY.publicKey);
   assert.ok(v.ok, 'signed with the gateway\'s own key');
 
   r = cli('receipt', given.id, '--dir', 'dwp');
   assert.equal(r.status, 0, r.stderr);
-  assert.ok(verifyReceipt((JSON.parse(r.stdout) as SignedConsentReceipt).jws, GATEWAY.publicKey).ok);
+  assert.ok((await verifyReceipt((JSON.parse(r.stdout) as SignedConsentReceipt).jws, GATEWAY.publicKey)).ok);
 
   // What the CLI wrote is what the store holds.
   const store = await openGatewayStore(gw);

@@ -18,12 +18,12 @@ import { loadPrivateKey } from '../core/crypto.ts';
 import { parseIsoDate, parseInstant } from '../core/dates.ts';
 import { OnceOnlyError } from '../core/errors.ts';
 import { parseSubsystemId } from '../core/ids.ts';
-import { ConsentStore, DPV_STATE, type Consent } from '../consent/consent.ts';
+import { ConsentStore, DPV_STATE, consentLogRecord, type Consent } from '../consent/consent.ts';
 import { ConfClient } from '../gateway/confclient.ts';
 import { openGatewayStore, readAnchor, readSettings, transparencyLogId } from '../gateway/node.ts';
 import { TransparencyLog } from '../transparency/log.ts';
 import type { Store } from '../store/db.ts';
-import { reportError } from './common.ts';
+import { action } from './common.ts';
 
 // node.ts keeps its file names private; these are the same names in the gateway directory.
 const ANCHOR_FILE = 'anchor.json';
@@ -57,7 +57,7 @@ async function withGateway<T>(dir: string, fn: (gw: Gw) => Promise<T>): Promise<
     // The same transparency log the running gateway appends consent events to.
     const signingKey = loadPrivateKey(readFileSync(join(dir, SIGNING_KEY_FILE), 'utf8'));
     const tlog = new TransparencyLog({ db: store.db, dialect: store.dialect, logId: transparencyLogId(settings.id), signingKey });
-    const consents = new ConsentStore({ db: store.db, agreements: (id) => byId.get(id), onEvent: async (event, tx) => void (await tlog.appendIn(tx, [event])) });
+    const consents = new ConsentStore({ db: store.db, agreements: (id) => byId.get(id), onEvent: async (event, tx) => void (await tlog.appendIn(tx, [consentLogRecord(event, settings.id)])) });
     return await fn({ id: settings.id, store, consents });
   } finally {
     await store.close();
@@ -111,16 +111,12 @@ export function registerConsentCommands(program: Command): void {
     .option('--expires <when>', 'until when: a date (to the end of that day, UTC) or an ISO 8601 instant')
     .option('--for <duration>', 'or for how long from now: 90d, 12h, 30m')
     .option('--json', 'print the record as JSON')
-    .action(async (o: { dir: string; person: string; agreement: string; items?: string; expires?: string; for?: string; json?: boolean }) => {
-      try {
-        const expiresAt = expiryOf(o);
-        const items = o.items?.split(',').map((s) => s.trim()).filter(Boolean);
-        const c = await withGateway(o.dir, (gw) => gw.consents.give({ person: o.person, agreement: o.agreement, ...(items ? { items } : {}), expiresAt, actor: 'operator' }));
-        out(o.json, c, `consent given: ${describe(c)}`);
-      } catch (e) {
-        process.exitCode = reportError(e);
-      }
-    });
+    .action(action(async (o: { dir: string; person: string; agreement: string; items?: string; expires?: string; for?: string; json?: boolean }) => {
+      const expiresAt = expiryOf(o);
+      const items = o.items?.split(',').map((s) => s.trim()).filter(Boolean);
+      const c = await withGateway(o.dir, (gw) => gw.consents.give({ person: o.person, agreement: o.agreement, ...(items ? { items } : {}), expiresAt, actor: 'operator' }));
+      out(o.json, c, `consent given: ${describe(c)}`);
+    }));
 
   consent
     .command('list')
@@ -128,14 +124,10 @@ export function registerConsentCommands(program: Command): void {
     .requiredOption('--dir <dir>', 'the provider gateway\'s directory')
     .requiredOption('--person <id>', 'the person')
     .option('--json', 'print JSON')
-    .action(async (o: { dir: string; person: string; json?: boolean }) => {
-      try {
-        const list = await withGateway(o.dir, (gw) => gw.consents.list(o.person));
-        out(o.json, list, list.length ? list.map((c) => describe(c)).join('') : `no consent records for ${o.person}\n`);
-      } catch (e) {
-        process.exitCode = reportError(e);
-      }
-    });
+    .action(action(async (o: { dir: string; person: string; json?: boolean }) => {
+      const list = await withGateway(o.dir, (gw) => gw.consents.list(o.person));
+      out(o.json, list, list.length ? list.map((c) => describe(c)).join('') : `no consent records for ${o.person}\n`);
+    }));
 
   consent
     .command('withdraw')
@@ -144,14 +136,10 @@ export function registerConsentCommands(program: Command): void {
     .requiredOption('--dir <dir>', 'the provider gateway\'s directory')
     .option('--person <id>', 'refuse unless the consent is this person\'s')
     .option('--json', 'print the record as JSON')
-    .action(async (id: string, o: { dir: string; person?: string; json?: boolean }) => {
-      try {
-        const c = await withGateway(o.dir, (gw) => gw.consents.withdraw(id, { actor: 'operator', ...(o.person !== undefined ? { person: o.person } : {}) }));
-        out(o.json, c, `consent withdrawn: ${describe(c)}`);
-      } catch (e) {
-        process.exitCode = reportError(e);
-      }
-    });
+    .action(action(async (id: string, o: { dir: string; person?: string; json?: boolean }) => {
+      const c = await withGateway(o.dir, (gw) => gw.consents.withdraw(id, { actor: 'operator', ...(o.person !== undefined ? { person: o.person } : {}) }));
+      out(o.json, c, `consent withdrawn: ${describe(c)}`);
+    }));
 
   consent
     .command('receipt')
@@ -159,25 +147,21 @@ export function registerConsentCommands(program: Command): void {
     .argument('<id>', 'the consent id')
     .requiredOption('--dir <dir>', 'the provider gateway\'s directory')
     .option('--out <file>', 'write it to a file instead of stdout')
-    .action(async (id: string, o: { dir: string; out?: string }) => {
+    .action(action(async (id: string, o: { dir: string; out?: string }) => {
+      const keyFile = join(o.dir, SIGNING_KEY_FILE);
+      let key;
       try {
-        const keyFile = join(o.dir, SIGNING_KEY_FILE);
-        let key;
-        try {
-          key = loadPrivateKey(readFileSync(keyFile, 'utf8'));
-        } catch (e) {
-          throw new OnceOnlyError('invalid_file', `cannot read the gateway's signing key: ${e instanceof Error ? e.message : String(e)}`, { file: keyFile, expected: 'the signing.key.pem written by `onceonly gateway init`' });
-        }
-        const signed = await withGateway(o.dir, (gw) => gw.consents.receipt(id, key, { issuer: gw.id }));
-        const text = `${JSON.stringify(signed, null, 2)}\n`;
-        if (o.out) {
-          writeFileSync(o.out, text);
-          process.stdout.write(`receipt ${signed.receipt.receiptId} for consent ${id} written to ${o.out}\n`);
-        } else {
-          process.stdout.write(text);
-        }
+        key = loadPrivateKey(readFileSync(keyFile, 'utf8'));
       } catch (e) {
-        process.exitCode = reportError(e);
+        throw new OnceOnlyError('invalid_file', `cannot read the gateway's signing key: ${e instanceof Error ? e.message : String(e)}`, { file: keyFile, expected: 'the signing.key.pem written by `onceonly gateway init`' });
       }
-    });
+      const signed = await withGateway(o.dir, (gw) => gw.consents.receipt(id, key, { issuer: gw.id }));
+      const text = `${JSON.stringify(signed, null, 2)}\n`;
+      if (o.out) {
+        writeFileSync(o.out, text);
+        process.stdout.write(`receipt ${signed.receipt.receiptId} for consent ${id} written to ${o.out}\n`);
+      } else {
+        process.stdout.write(text);
+      }
+    }));
 }

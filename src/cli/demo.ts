@@ -39,7 +39,7 @@ export function registerDemoCommand(program: Command): void {
           say,
         });
         if (opts.json) {
-          process.stdout.write(`${JSON.stringify({ endpoints: demo.endpoints, examples: demo.examples, extracts: demo.extracts })}\n`);
+          process.stdout.write(`${JSON.stringify({ endpoints: demo.endpoints, examples: demo.examples, extracts: demo.extracts, tellUsOnce: demo.tellUsOnce })}\n`);
         } else {
           const out = process.stdout;
           out.write('\nonceonly demo is running (Ctrl-C to stop)\n\n');
@@ -47,7 +47,9 @@ export function registerDemoCommand(program: Command): void {
           out.write('\nTry:\n');
           for (const ex of demo.examples) {
             const h = Object.entries(ex.headers).filter(([k]) => k !== 'accept').map(([k, v]) => ` -H '${k}: ${v}'`).join('');
-            out.write(`  # ${ex.description}\n  curl -s${h} '${ex.url}'\n`);
+            const m = ex.method === 'GET' ? '' : ` -X ${ex.method}`;
+            const b = ex.body !== undefined ? ` -d '${JSON.stringify(ex.body)}'` : '';
+            out.write(`  # ${ex.description}\n  curl -s${m}${h}${b} '${ex.url}'\n`);
           }
           out.write(`\nCheck a form for questions that re-collect mastered data:\n  npx onceonly catalogue check examples/forms/resident-parking-permit.yaml\n`);
           out.write(`\nAudit three agencies' copies of the register (extracts in ${demo.extracts.dir}):\n  ${demo.extracts.command}\n\n`);

@@ -18,7 +18,7 @@ import type { Model } from '../linkage/types.ts';
 import { runCli, type Run } from '../../test/support/cli.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const DATA = fileURLToPath(new URL('../../../shared/data/linkage/', import.meta.url));
+const DATA = fileURLToPath(new URL('../../test/fixtures/linkage/', import.meta.url));
 const FEBRL4A = join(DATA, 'febrl/dataset4a.csv');
 const FEBRL4B = join(DATA, 'febrl/dataset4b.csv');
 const FEBRL1 = join(DATA, 'febrl/dataset1.csv');
@@ -101,6 +101,7 @@ interface Summary {
   right?: { records: number };
   blocking: { rule: string; pairs: number }[];
   compared: number;
+  ceiling?: { truePairs: number; compared: number; ceiling: number; from: string };
   matches: number;
   clusters?: number;
   columns: string[];
@@ -341,7 +342,7 @@ describe('onceonly link', { concurrency: true }, () => {
         () => refused(['--id', 'rec_id', '--out', out], /required option '--left <file>'/),
         () => refused([...common, '--field', 'x=shoe_size'], /"shoe_size" is not a field kind/, /expected: given_name, surname/),
         () => refused([...common, '--field', 'x=surname'], /no input has a column named "x"/, /"given_name"/),
-        () => refused([...common, '--block', 'height'], /blocking rule "height": height is not a field kind/),
+        () => refused([...common, '--block', 'height'], /blocking rule "height": "height" is not a field kind/),
         () => refused([...common, '--model', notModel], /not-model\.json is not a usable linkage model: version/, /at: .*not-model\.json, version/),
         () => refused(['--left', FEBRL4A, '--right', FEBRL4B, '--id', 'rec_id', '--out', out, '--clusters', path('c.csv')], /--clusters applies when deduplicating one file/),
         () => refused([...common, '--model', notModel, '--labels', FAKE_LABELS], /--labels trains a model and --model uses one without training/),
@@ -430,6 +431,74 @@ describe('onceonly link', { concurrency: true }, () => {
       // u is kept away from 0 and 1 even here, so the model it wrote weighs every level finitely.
       const model = checkModel(readModel(path('same-model.json')), { file: path('same-model.json') });
       assert.ok(model.comparisons.every((c) => c.levels.slice(1).every((l) => l.u > 0 && l.u < 1)));
+    });
+  });
+
+  describe('issue 11 §4: blocking ceiling, one-sided columns, long names', { concurrency: true }, () => {
+    /** fake_1000's true pairs (same cluster) as a --truth file. */
+    function truthFile(): { file: string; pairs: number } {
+      const [header, ...rows] = records(FAKE);
+      const id = header!.indexOf('unique_id');
+      const cluster = header!.indexOf('cluster');
+      const by = new Map<string, string[]>();
+      for (const r of rows) (by.get(r[cluster]!) ?? by.set(r[cluster]!, []).get(r[cluster]!)!).push(r[id]!);
+      const lines = ['left_id,right_id,match'];
+      for (const ids of by.values()) for (let i = 0; i < ids.length; i++) for (let j = i + 1; j < ids.length; j++) lines.push(`${ids[i]},${ids[j]},1`);
+      return { file: good('fake-truth.csv', `${lines.join('\n')}\n`), pairs: lines.length - 1 };
+    }
+
+    test('--truth reports the blocking ceiling (true pairs compared / all true pairs) in --json and in the summary', async () => {
+      const truth = truthFile();
+      assert.equal(truth.pairs, 2031, 'fake_1000 has 2,031 true pairs (test/fixtures/linkage/README.md)');
+      const [json, text] = await Promise.all([
+        linkOk('--left', FAKE, '--id', 'unique_id', '--truth', truth.file, '--out', path('ceiling.csv'), '--json'),
+        linkOk('--left', FAKE, '--id', 'unique_id', '--truth', truth.file, '--out', path('ceiling2.csv'), '--quiet'),
+      ]);
+      const c = summaryOf(json).ceiling!;
+      assert.ok(c, json.stdout);
+      assert.equal(c.from, '--truth');
+      assert.equal(c.truePairs, 2031);
+      assert.ok(c.compared <= c.truePairs && c.compared <= summaryOf(json).compared);
+      assert.equal(c.ceiling, c.compared / c.truePairs);
+      // The true pairs found can be no more than those compared.
+      const [header, ...rows] = records(FAKE);
+      const cluster = new Map(rows.map((r) => [r[header!.indexOf('unique_id')]!, r[header!.indexOf('cluster')]!]));
+      const found = pairsOf(path('ceiling.csv')).filter((p) => cluster.get(p.left) === cluster.get(p.right)).length;
+      assert.ok(found <= c.compared, `${found} true pairs found, ${c.compared} compared`);
+      // Measured: 1,679 of 2,031 (0.8267); fake_1000 is damaged as heavily as fake_20000.
+      assert.ok(c.ceiling >= 0.8, `ceiling ${c.ceiling}`);
+      assert.match(text.stdout, new RegExp(`blocking compared ${c.compared.toLocaleString('en-GB')} of 2,031 true pairs \\(ceiling on recall ${c.ceiling.toFixed(4)}\\)`));
+      // Without --truth, the labels' matches stand in; without either, there is no ceiling.
+      const [labels, none] = await Promise.all([
+        linkOk('--left', FAKE, '--id', 'unique_id', '--labels', FAKE_LABELS, '--out', path('ceiling3.csv'), '--json'),
+        linkOk('--left', FEBRL1, '--id', 'rec_id', '--out', path('ceiling4.csv'), '--json'),
+      ]);
+      assert.equal(summaryOf(labels).ceiling?.from, '--labels');
+      assert.equal(summaryOf(none).ceiling, undefined);
+      await refused(['--left', FAKE, '--id', 'unique_id', '--truth', good('bad-truth.csv', 'a,b\n1,2\n'), '--out', path('never-t.csv')], /bad-truth\.csv needs columns for the left id, the right id and the label/);
+    });
+
+    test('a column kind present in one file only is warned about, on stderr and in --json', async () => {
+      const [header, ...rows] = records(FAKE);
+      const email = header!.indexOf('email');
+      const noEmail = good('fake-no-email.csv', [header!, ...rows].map((r) => r.filter((_, c) => c !== email).join(',')).join('\n') + '\n');
+      const r = await linkOk('--left', FAKE, '--right', noEmail, '--id', 'unique_id', '--out', path('one-sided.csv'), '--json');
+      const w = summaryOf(r).warnings.filter((x) => /has a column of the kind email \("email"\) and ".*fake-no-email\.csv" has none: it is not compared/.test(x));
+      assert.equal(w.length, 1, summaryOf(r).warnings.join('\n'));
+      assert.match(r.stderr, /^warning: .*has a column of the kind email/m);
+      // Same columns on both sides: no such warning.
+      const same = await linkOk('--left', FAKE, '--right', FAKE, '--id', 'unique_id', '--out', path('two-sided.csv'), '--json');
+      assert.ok(!summaryOf(same).warnings.some((x) => /has a column of the kind/.test(x)), summaryOf(same).warnings.join('\n'));
+    });
+
+    test('a column name of 100,000 characters is cut in the message', async () => {
+      const long = `c${'o'.repeat(100_000)}l`;
+      const file = good('long-header.csv', `id,given_name,surname,dob,${long}\n1,Ann,Smith,1990-01-01,x\n2,Bob,Jones,1980-02-02,y\n`);
+      const [field, id] = await Promise.all([
+        refused(['--left', file, '--id', 'id', '--out', path('never-l.csv'), '--field', `${long}x=surname`], /no input has a column named "coo+…" \(100,003 characters\)/),
+        refused(['--left', file, '--id', `${long}x`, '--out', path('never-l2.csv')], /the header has no column named "coo+…" \(100,003 characters\)/),
+      ]);
+      for (const r of [field, id]) assert.ok(r.stderr.length < 5_000, `the message is ${r.stderr.length} characters: ${r.stderr.slice(0, 300)}`);
     });
   });
 });

@@ -2,18 +2,21 @@
  * @module cli/link
  * `onceonly link`: links two CSV files (or deduplicates one) and writes the matching pairs.
  */
+import { RegistryRepository } from '../registry/repository.ts';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import type { Command } from 'commander';
 import cliProgress from 'cli-progress';
 import { OnceOnlyError } from '../core/errors.ts';
-import { MAX_COMPARED_CHARS, readTable, refuseLongValues, writeCsv, writeTextFile } from '../linkage/csv.ts';
-import { clusters, detectFields, explain, KINDS, link, parseBlockingRule, type LinkOptions } from '../linkage/engine.ts';
+import { MAX_COMPARED_CHARS, readTable, refuseLongValues, writeCsv } from '../linkage/csv.ts';
+import { writeTextFile } from '../core/files.ts';
+import { blockingCeiling, clusters, detectFields, explain, KINDS, link, parseBlockingRule, type LinkOptions } from '../linkage/engine.ts';
 import { readLabels, type Label } from '../linkage/labels.ts';
 import { checkModel } from '../linkage/model-check.ts';
 import type { Explanation, FieldKind, FieldSpec, Model, Table } from '../linkage/types.ts';
-import { openCliStore, reportError } from './common.ts';
+import { action, openCliStore } from './common.ts';
 import { checkOutputs } from './outputs.ts';
 import { registerFromStore, registerTable } from '../audit/register.ts';
+import { clip, shown, shownList } from '../linkage/shown.ts';
 
 interface LinkCliOptions {
   left: string;
@@ -28,6 +31,7 @@ interface LinkCliOptions {
   model?: string;
   modelOut?: string;
   labels?: string;
+  truth?: string;
   clusters?: string;
   explain: string[];
   json?: boolean;
@@ -61,8 +65,7 @@ const IGNORE = 'ignore';
 type Override = FieldKind | typeof IGNORE;
 
 function listColumns(columns: readonly string[]): string {
-  const shown = columns.slice(0, 40).map((c) => JSON.stringify(c)).join(', ');
-  return columns.length > 40 ? `${shown} and ${columns.length - 40} more` : shown;
+  return shownList(columns);
 }
 
 /** `--field COLUMN=KIND` overrides, each checked: a known kind, and a column one of the inputs has. */
@@ -72,15 +75,15 @@ function fieldOverrides(specs: string[], tables: Table[]): Map<string, Override>
     const eq = s.lastIndexOf('=');
     const column = s.slice(0, Math.max(eq, 0)).trim();
     const kind = s.slice(eq + 1).trim();
-    if (eq < 0 || column === '') throw new OnceOnlyError('invalid_request', `--field ${s}: expected COLUMN=KIND`, { field: '--field', expected: 'COLUMN=KIND, e.g. forename=given_name' });
+    if (eq < 0 || column === '') throw new OnceOnlyError('invalid_request', `--field ${shown(s)}: expected COLUMN=KIND`, { field: '--field', expected: 'COLUMN=KIND, e.g. forename=given_name' });
     if (kind !== IGNORE && !KINDS.includes(kind as FieldKind)) {
-      throw new OnceOnlyError('invalid_request', `--field ${s}: ${JSON.stringify(kind)} is not a field kind`, { field: '--field', expected: `${KINDS.join(', ')}, or ${IGNORE}` });
+      throw new OnceOnlyError('invalid_request', `--field ${shown(s)}: ${shown(kind)} is not a field kind`, { field: '--field', expected: `${KINDS.join(', ')}, or ${IGNORE}` });
     }
     if (!tables.some((t) => t.columns.includes(column))) {
       const where = tables.map((t) => `${t.source} has ${listColumns(t.columns)}`).join('; ');
-      throw new OnceOnlyError('invalid_request', `--field ${s}: no input has a column named ${JSON.stringify(column)} (${where})`, { field: '--field', expected: 'the name of a column in the header of an input (names are case-sensitive)' });
+      throw new OnceOnlyError('invalid_request', `--field ${shown(s)}: no input has a column named ${shown(column)} (${where})`, { field: '--field', expected: 'the name of a column in the header of an input (names are case-sensitive)' });
     }
-    if (out.has(column)) throw new OnceOnlyError('invalid_request', `--field names the column ${JSON.stringify(column)} twice`, { field: '--field', expected: 'each column once' });
+    if (out.has(column)) throw new OnceOnlyError('invalid_request', `--field names the column ${shown(column)} twice`, { field: '--field', expected: 'each column once' });
     out.set(column, kind as Override);
   }
   return out;
@@ -105,13 +108,13 @@ function fieldsFor(table: Table, overrides: Map<string, Override>): { fields: Fi
   }
   // Detection's notes, except on the columns whose use --field changed: those get notes of their own.
   const changed = [...named, ...displaced];
-  const notes = detected.notes.filter((n) => !changed.some((c) => n.startsWith(`${c}: `)));
-  for (const f of detected.fields) if (displaced.includes(f.column)) notes.push(`${f.column}: not compared, ${f.kind} is taken from ${claimed.get(f.kind)} (--field)`);
+  const notes = detected.notes.filter((n) => !changed.some((c) => n.startsWith(`${clip(c)}: `)));
+  for (const f of detected.fields) if (displaced.includes(f.column)) notes.push(`${clip(f.column)}: not compared, ${f.kind} is taken from ${clip(claimed.get(f.kind) ?? '')} (--field)`);
   for (const [column, kind] of own) {
-    if (kind === IGNORE) notes.push(`${column}: not compared (--field)`);
+    if (kind === IGNORE) notes.push(`${clip(column)}: not compared (--field)`);
     else {
       fields.push({ column, kind });
-      notes.push(`${column}: ${kind} (by --field)`);
+      notes.push(`${clip(column)}: ${kind} (by --field)`);
     }
   }
   return { fields, notes: notes.map((n) => `${table.source}: ${n}`) };
@@ -140,7 +143,7 @@ function readModel(file: string): Model {
 function explainPair(spec: string, left: Table, right: Table, index: (t: Table) => Map<string, number>): [number, number] {
   const commas: number[] = [];
   for (let p = spec.indexOf(','); p !== -1; p = spec.indexOf(',', p + 1)) commas.push(p);
-  if (commas.length === 0) throw new OnceOnlyError('invalid_request', `--explain ${JSON.stringify(spec)}: expected two record ids separated by a comma`, { field: '--explain', expected: 'LEFT_ID,RIGHT_ID' });
+  if (commas.length === 0) throw new OnceOnlyError('invalid_request', `--explain ${shown(spec)}: expected two record ids separated by a comma`, { field: '--explain', expected: 'LEFT_ID,RIGHT_ID' });
   for (const p of commas) {
     const li = index(left).get(spec.slice(0, p).trim());
     const ri = index(right).get(spec.slice(p + 1).trim());
@@ -149,7 +152,7 @@ function explainPair(spec: string, left: Table, right: Table, index: (t: Table) 
   const l = spec.slice(0, commas[0]).trim();
   const r = spec.slice(commas[0]! + 1).trim();
   const [id, table] = index(left).has(l) ? [r, right] : [l, left];
-  throw new OnceOnlyError('not_found', `--explain ${JSON.stringify(spec)}: no record with id ${JSON.stringify(id)} in ${table.source}`, { field: '--explain', file: table.source, expected: 'LEFT_ID,RIGHT_ID of records in the inputs' });
+  throw new OnceOnlyError('not_found', `--explain ${shown(spec)}: no record with id ${shown(id)} in ${table.source}`, { field: '--explain', file: table.source, expected: 'LEFT_ID,RIGHT_ID of records in the inputs' });
 }
 
 /**
@@ -218,8 +221,9 @@ function progressBar(quiet: boolean | undefined): { onProgress: NonNullable<Link
 export function formatExplanation(e: Explanation): string {
   const rows = [`pair ${printable(e.leftId)} / ${printable(e.rightId)}`, `  ${'prior (two random records match)'.padEnd(48)} ${e.prior.toFixed(2).padStart(7)}`];
   for (const s of e.steps) {
-    rows.push(`  ${`${s.comparison}: ${s.level}`.padEnd(48)} ${s.weight.toFixed(2).padStart(7)}   (${printable(s.left ?? '∅')} | ${printable(s.right ?? '∅')})`);
+    rows.push(`  ${`${s.comparison}: ${s.level}`.padEnd(48)} ${s.weight.toFixed(2).padStart(7)}   (${printable(s.left ?? '∅')} | ${printable(s.right ?? '∅')})${s.note ? `  ${s.note}` : ''}`);
   }
+  if (e.household) rows.push(`  ${e.household.rule.padEnd(48)} ${e.household.weight.toFixed(2).padStart(7)}`);
   rows.push(`  ${'match weight'.padEnd(48)} ${e.weight.toFixed(2).padStart(7)}`, `  ${'match probability'.padEnd(48)} ${e.probability.toFixed(6).padStart(9)}`);
   return rows.join('\n');
 }
@@ -233,12 +237,12 @@ const REGISTRY_INPUT = 'registry:';
 async function readInput(spec: string, idColumn: string, o: LinkCliOptions): Promise<{ table: Table; warnings: string[]; lines?: number[] }> {
   if (!spec.startsWith(REGISTRY_INPUT)) return readTable(spec, { idColumn });
   const name = spec.slice(REGISTRY_INPUT.length);
-  if (name !== 'population') throw new OnceOnlyError('invalid_request', `${spec}: only the population register can be linked`, { field: '--left/--right', expected: 'a CSV file or registry:population' });
+  if (name !== 'population') throw new OnceOnlyError('invalid_request', `${shown(spec)}: only the population register can be linked`, { field: '--left/--right', expected: 'a CSV file or registry:population' });
   // Opening a store creates it: a mistyped --data must not leave an empty store behind.
   if (!process.env['DATABASE_URL'] && !existsSync(o.data)) throw new OnceOnlyError('not_found', `there is no store under ${o.data}`, { field: '--data', expected: 'the data directory of a loaded register (onceonly registry generate --data DIR)' });
   const store = await openCliStore({ data: o.data });
   try {
-    const snapshot = await registerFromStore(store.db, { source: `population register at ${store.location}` });
+    const snapshot = await registerFromStore(new RegistryRepository(store.db), { source: `population register at ${store.location}` });
     if (snapshot.people.length === 0) throw new OnceOnlyError('not_found', `the population register at ${store.location} is empty`, { field: spec, expected: 'a loaded register (onceonly registry generate)' });
     return { table: registerTable(snapshot).table, warnings: [] };
   } finally {
@@ -255,9 +259,10 @@ async function runLink(o: LinkCliOptions): Promise<void> {
   if (o.model && o.labels) throw new OnceOnlyError('invalid_request', '--labels trains a model and --model uses one without training; give one of them', { field: '--labels', expected: '--labels or --model, not both' });
   const blocking = o.block.map(parseBlockingRule);
   const fileInput = (spec: string | undefined): string | undefined => (spec?.startsWith(REGISTRY_INPUT) ? undefined : spec);
-  checkOutputs([['--out', o.out], ['--clusters', o.clusters], ['--model-out', o.modelOut]], [['--left', fileInput(o.left)], ['--right', fileInput(o.right)], ['--labels', o.labels], ['--model', o.model]]);
+  checkOutputs([['--out', o.out], ['--clusters', o.clusters], ['--model-out', o.modelOut]], [['--left', fileInput(o.left)], ['--right', fileInput(o.right)], ['--labels', o.labels], ['--truth', o.truth], ['--model', o.model]]);
   const model = o.model ? readModel(o.model) : undefined;
   const labels = o.labels ? readLabels(o.labels) : undefined;
+  const truth = o.truth ? readLabels(o.truth) : undefined;
   const left = await readInput(o.left, o.id, o);
   const right = o.right ? await readInput(o.right, o.rightId ?? o.id, o) : null;
   const warnings = [...left.warnings, ...(right?.warnings ?? [])];
@@ -303,10 +308,16 @@ async function runLink(o: LinkCliOptions): Promise<void> {
     progress.stop();
   }
   const notes = [...leftSide.notes, ...(rightSide?.notes ?? []), ...result.notes];
+  for (const w of result.warnings) process.stderr.write(`warning: ${w}\n`);
+  warnings.push(...result.warnings);
+  // The pairs known to be true (--truth, else the matches of --labels): what share of them blocking
+  // compared is the recall no threshold can pass, and the first thing to read when recall is low.
+  const known = truth ?? labels;
+  const ceiling = known ? blockingCeiling(result, left.table, right?.table ?? null, known.filter((l) => l.match)) : undefined;
   if (!o.quiet && !o.json) for (const n of notes) process.stderr.write(`columns: ${n}\n`);
   const bad = result.pairs.find((p) => !Number.isFinite(p.weight) || !(p.probability >= 0 && p.probability <= 1));
   if (bad) {
-    throw new OnceOnlyError('internal_error', `the engine gave the pair ${JSON.stringify(bad.leftId)} / ${JSON.stringify(bad.rightId)} the weight ${bad.weight}; nothing was written. Run --explain on it and report the fault.`, { field: 'weight', expected: 'a finite match weight' });
+    throw new OnceOnlyError('internal_error', `the engine gave the pair ${shown(bad.leftId)} / ${shown(bad.rightId)} the weight ${bad.weight}; nothing was written. Run --explain on it and report the fault.`, { field: 'weight', expected: 'a finite match weight' });
   }
   const modelNotes = modelWarnings(result.model, !model, o.modelOut);
   for (const w of modelNotes) process.stderr.write(`warning: ${w}\n`);
@@ -326,6 +337,7 @@ async function runLink(o: LinkCliOptions): Promise<void> {
     ...(right ? { right: { file: o.right, records: right.table.rows.length } } : {}),
     blocking: result.blocking,
     compared: result.compared,
+    ...(ceiling ? { ceiling: { ...ceiling, from: o.truth ? '--truth' : '--labels' } } : {}),
     matches: result.pairs.length,
     ...(clusterCount !== undefined ? { clusters: clusterCount } : {}),
     threshold,
@@ -341,6 +353,7 @@ async function runLink(o: LinkCliOptions): Promise<void> {
   }
   process.stdout.write(`${result.compared.toLocaleString('en-GB')} pairs compared, ${result.pairs.length.toLocaleString('en-GB')} at or above ${threshold} written to ${o.out}\n`);
   if (clusterCount !== undefined) process.stdout.write(`${clusterCount.toLocaleString('en-GB')} clusters written to ${o.clusters}\n`);
+  if (ceiling) process.stdout.write(`blocking compared ${ceiling.compared.toLocaleString('en-GB')} of ${ceiling.truePairs.toLocaleString('en-GB')} true pairs (ceiling on recall ${ceiling.ceiling.toFixed(4)})\n`);
   for (const e of explanations) process.stdout.write(`${formatExplanation(e)}\n`);
 }
 
@@ -362,17 +375,14 @@ export function registerLinkCommand(program: Command): void {
     .option('--model <file>', 'use a model written by --model-out instead of training (fixed m and u)')
     .option('--model-out <file>', 'write the trained model (m, u, prior, term frequencies) as JSON')
     .option('--labels <file>', 'train m from labelled pairs (left_id,right_id,match or Splink clerical labels)')
+    .option('--truth <file>', 'known true pairs (the --labels format): report the blocking ceiling, the share of them blocking compared')
     .option('--clusters <file>', 'when deduplicating, write each record\'s cluster: id,cluster_id')
     .option('--explain <left,right>', 'print how a pair\'s weight is made up (repeatable)', collect, [])
     .option('--json', 'print the summary as JSON')
     .option('--quiet', 'no progress bar or notes')
     // A usage error (a missing or unknown option) is bad input too: exit code 2, as reportError gives.
     .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2))
-    .action(async (o: LinkCliOptions) => {
-      try {
-        await runLink(o);
-      } catch (e) {
-        process.exitCode = reportError(e);
-      }
-    });
+    .action(action(async (o: LinkCliOptions) => {
+      await runLink(o);
+    }));
 }

@@ -14,7 +14,8 @@ import { registerLinkCommand } from './link.ts';
 import { registerTransparencyCommands } from './transparency.ts';
 import { registerConsentCommands } from './consent.ts';
 import { registerTrackerCommand } from './tracker.ts';
-import { openCliStore, reportError } from './common.ts';
+import { registerEventCommands } from './events.ts';
+import { action, openCliStore } from './common.ts';
 import { migrate } from '../store/db.ts';
 
 const program = new Command();
@@ -26,20 +27,16 @@ program
   .command('migrate')
   .description('apply pending database migrations (PostgreSQL when DATABASE_URL is set, else SQLite under --data)')
   .option('--data <dir>', 'data directory for the embedded store', 'data')
-  .action(async (opts: { data: string }) => {
+  .action(action(async (opts: { data: string }) => {
+    const store = await openCliStore({ ...opts });
     try {
-      const store = await openCliStore({ ...opts });
-      try {
-        // openStore already migrates; run again to report and to prove the set is idempotent.
-        const applied = await migrate(store);
-        process.stdout.write(`${store.location}: migrations up to date${applied.length ? ` (applied ${applied.join(', ')})` : ''}\n`);
-      } finally {
-        await store.close();
-      }
-    } catch (e) {
-      process.exitCode = reportError(e);
+      // openStore already migrates; run again to report and to prove the set is idempotent.
+      const applied = await migrate(store);
+      process.stdout.write(`${store.location}: migrations up to date${applied.length ? ` (applied ${applied.join(', ')})` : ''}\n`);
+    } finally {
+      await store.close();
     }
-  });
+  }));
 
 registerDemoCommand(program);
 registerRegistryCommands(program);
@@ -51,5 +48,6 @@ registerLinkCommand(program);
 registerTransparencyCommands(program);
 registerConsentCommands(program);
 registerTrackerCommand(program);
+registerEventCommands(program);
 
 await program.parseAsync(process.argv);

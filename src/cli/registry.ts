@@ -2,6 +2,7 @@
  * @module cli/registry
  * `onceonly registry generate` and `onceonly registry serve`.
  */
+import { RegistryRepository } from '../registry/repository.ts';
 import type { Command } from 'commander';
 import cliProgress from 'cli-progress';
 import { OnceOnlyError } from '../core/errors.ts';
@@ -11,7 +12,8 @@ import { createRegistryServer } from '../registry/routes.ts';
 import { clearRegistries, populate, populationStatus } from '../registry/populate.ts';
 import type { Store } from '../store/db.ts';
 import type { LoadResult } from '../registry/load.ts';
-import { intOption, openCliStore, packagePath, reportError } from './common.ts';
+import { action, intOption, openCliStore } from './common.ts';
+import { packagePath } from '../core/files.ts';
 import { registerFromStore } from '../audit/register.ts';
 import { writeExtracts } from '../audit/extracts.ts';
 import { auditRoutes } from '../audit/routes.ts';
@@ -43,7 +45,7 @@ export function registerRegistryCommands(program: Command): void {
     .option('--seed <n>', 'random seed (same seed, same population)', intOption('seed', 0, 2 ** 31 - 1), 1)
     .option('--replace', 'delete the registries\' current records first')
     .option('--extracts <dir>', 'also write three agencies\' damaged extracts of the register (CSV) and their truth (JSON) into DIR, for `onceonly audit`')
-    .action(async (opts: { data: string; people: number; seed: number; replace?: boolean; extracts?: string }) => {
+    .action(action(async (opts: { data: string; people: number; seed: number; replace?: boolean; extracts?: string }) => {
       const store = await openCliStore(opts);
       try {
         const status = await populationStatus(store);
@@ -56,16 +58,14 @@ export function registerRegistryCommands(program: Command): void {
         const s = (performance.now() - t0) / 1000;
         process.stdout.write(`loaded ${r.people} people, ${r.addresses} addresses, ${r.companies} companies (${r.facts} facts) into ${store.location} in ${s.toFixed(1)} s\n`);
         if (opts.extracts) {
-          const w = writeExtracts(opts.extracts, await registerFromStore(store.db), { seed: opts.seed });
+          const w = writeExtracts(opts.extracts, await registerFromStore(new RegistryRepository(store.db)), { seed: opts.seed });
           for (const f of w.files) process.stdout.write(`wrote ${f.path} (${f.rows} rows, ${f.name})\n`);
           process.stdout.write(`wrote ${w.truthFile} (what was done to each row; not for the audit)\n`);
         }
-      } catch (e) {
-        process.exitCode = reportError(e);
       } finally {
         await store.close();
       }
-    });
+    }));
 
   registry
     .command('serve')
@@ -75,28 +75,24 @@ export function registerRegistryCommands(program: Command): void {
     .option('--port <n>', 'port', intOption('port', 0, 65535), 0)
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--token <secret>', 'answer only requests with "Authorization: Bearer SECRET" (the gateway\'s credential)')
-    .action(async (name: string, opts: { data: string; port: number; host: string; token?: string }) => {
-      try {
-        if (!['population', 'addresses', 'companies'].includes(name)) {
-          throw new OnceOnlyError('invalid_request', `unknown registry ${JSON.stringify(name)}`, { field: 'name', expected: 'population, addresses or companies' });
-        }
-        const store = await openCliStore(opts);
-        const regs = createRegistries(store.db, loadCatalogue(packagePath('config/catalogue.yaml')));
-        const app = await createRegistryServer(regs[name as keyof Registries], opts.token ? { token: opts.token } : {});
-        // The duplication audit needs the whole population register, so it is served beside it.
-        if (name === 'population') {
-          auditRoutes(app, { db: store.db, source: `population register at ${store.location}` });
-          linkageRoutes(app);
-        }
-        const url = await app.listen({ port: opts.port, host: opts.host });
-        process.stdout.write(`${name} register listening on ${url}\n`);
-        const stop = (): void => {
-          void app.close().then(() => store.close());
-        };
-        process.once('SIGINT', stop);
-        process.once('SIGTERM', stop);
-      } catch (e) {
-        process.exitCode = reportError(e);
+    .action(action(async (name: string, opts: { data: string; port: number; host: string; token?: string }) => {
+      if (!['population', 'addresses', 'companies'].includes(name)) {
+        throw new OnceOnlyError('invalid_request', `unknown registry ${JSON.stringify(name)}`, { field: 'name', expected: 'population, addresses or companies' });
       }
-    });
+      const store = await openCliStore(opts);
+      const regs = createRegistries(store.db, loadCatalogue(packagePath('config/catalogue.yaml')));
+      const app = await createRegistryServer(regs[name as keyof Registries], opts.token ? { token: opts.token } : {});
+      // The duplication audit needs the whole population register, so it is served beside it.
+      if (name === 'population') {
+        auditRoutes(app, { db: store.db, source: `population register at ${store.location}` });
+        linkageRoutes(app);
+      }
+      const url = await app.listen({ port: opts.port, host: opts.host });
+      process.stdout.write(`${name} register listening on ${url}\n`);
+      const stop = (): void => {
+        void app.close().then(() => store.close());
+      };
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+    }));
 }

@@ -1,39 +1,51 @@
 /**
  * @module cli/transparency
  * `onceonly transparency verify|verify-log|head|prove`: checking the transparency log's proofs and
- * signed tree heads offline with nothing but the files and the log's public key, checking a whole
- * stored log, and taking heads and proofs out of a store. Formats: docs/transparency.md.
+ * checkpoints offline with nothing but the files, the log's public key and the witnesses' keys
+ * (or a gateway's held global configuration, which lists them all), checking a whole stored log,
+ * and taking checkpoints and proofs out of a store. Formats: docs/transparency.md.
  *
  * Exit codes: 0 valid, 1 not valid (the reason on stdout), 2 malformed input (a typed error on
  * stderr naming the file and the field).
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Command } from 'commander';
-import type { Ed25519PublicJwk } from '../core/crypto.ts';
+import { loadPrivateKey, publicJwk, type Ed25519PublicJwk } from '../core/crypto.ts';
 import { OnceOnlyError } from '../core/errors.ts';
+import { COSIGNATURE_V1, parseVerifierKey, type NoteVerifier } from '../core/note.ts';
 import {
+  logVerifier,
+  parseCheckpoint,
   parseConsistencyProof,
   parseInclusionProof,
   parsePublicJwk,
-  parseTreeHead,
   verifyExtends,
   verifyInclusionProof,
   verifyTreeHead,
   type ConsistencyProofDocument,
+  type SignedTreeHead,
   type Verdict,
+  type WitnessPolicy,
 } from '../transparency/formats.ts';
-import { TransparencyLog, formatLogReport, listLogs, verifyLog } from '../transparency/log.ts';
+import { TransparencyLog } from '../transparency/log.ts';
+import { formatLogReport, listLogs, verifyLog } from '../transparency/verify.ts';
 import type { Store } from '../store/db.ts';
-import { intOption, openCliStore, reportError } from './common.ts';
+import { action, intOption, openCliStore } from './common.ts';
+import { openGatewayStore, readHeldConfiguration } from '../gateway/node.ts';
+import { DEFAULT_QUORUM, gatewayLogVerifier, transparencyLogId, witnessPolicy } from '../gateway/witnessing.ts';
+
+function readText(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new OnceOnlyError('invalid_file', `${file}: cannot be read (${(e as NodeJS.ErrnoException).code ?? 'error'})`, { file, expected: 'a readable file' });
+  }
+}
 
 /** Reads a JSON file; a typed error naming the file when it cannot be read or parsed. */
 function readJson(file: string): unknown {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (e) {
-    throw new OnceOnlyError('invalid_file', `${file}: cannot be read (${(e as NodeJS.ErrnoException).code ?? 'error'})`, { file, expected: 'a readable JSON file' });
-  }
+  const text = readText(file);
   try {
     return JSON.parse(text) as unknown;
   } catch (e) {
@@ -41,8 +53,40 @@ function readJson(file: string): unknown {
   }
 }
 
-function readKey(file: string | undefined): Ed25519PublicJwk | undefined {
-  return file === undefined ? undefined : parsePublicJwk(readJson(file), file);
+/** The options that say whom to trust. */
+interface TrustOptions {
+  key?: string;
+  witness?: string[];
+  quorum?: number;
+  keysFrom?: string;
+}
+
+/**
+ * The log key and witness policy for checkpoints of `log`: from a gateway's held global
+ * configuration (`--keys-from`: the log's gateway's key, every other active gateway as a witness),
+ * or given (`--key`: a JWK file or a verifier key; `--witness`: cosigner verifier keys).
+ */
+async function trust(log: string, o: TrustOptions): Promise<{ logKey: NoteVerifier; policy: WitnessPolicy }> {
+  const quorum = o.quorum ?? DEFAULT_QUORUM;
+  const extra = (o.witness ?? []).map((w, i) => {
+    const v = parseVerifierKey(w, `--witness[${i}]`);
+    if (v.type !== COSIGNATURE_V1) throw new OnceOnlyError('invalid_value', `--witness ${v.name} is not a cosignature/v1 key (type 0x04)`, { field: `--witness[${i}]`, expected: 'NAME+KEYID+BASE64 of type 0x04' });
+    return v;
+  });
+  if (o.keysFrom !== undefined) {
+    if (o.key !== undefined) throw new OnceOnlyError('invalid_request', 'give --key or --keys-from, not both', { field: '--key' });
+    const { conf } = await readHeldConfiguration(o.keysFrom);
+    const g = conf.gateways.find((x) => transparencyLogId(x.id) === log);
+    const logKey = g && gatewayLogVerifier(conf, g.id);
+    if (!g || !logKey) throw new OnceOnlyError('not_found', `no gateway in the global configuration held in ${o.keysFrom} keeps the log ${log}`, { field: '--keys-from', expected: 'the directory of a gateway of the same exchange' });
+    const policy = witnessPolicy(conf, g.id, quorum);
+    return { logKey, policy: { witnesses: [...policy.witnesses, ...extra], quorum } };
+  }
+  if (o.key === undefined) throw new OnceOnlyError('invalid_request', 'give the log\'s key with --key (a JWK file or a verifier key), or --keys-from a gateway directory', { field: '--key', expected: 'FILE.jwk, NAME+KEYID+BASE64, or --keys-from DIR' });
+  let logKey: NoteVerifier;
+  if (existsSync(o.key)) logKey = logVerifier(log, parsePublicJwk(readJson(o.key), o.key) satisfies Ed25519PublicJwk);
+  else logKey = parseVerifierKey(o.key, '--key');
+  return { logKey, policy: { witnesses: extra, quorum } };
 }
 
 function print(v: Verdict, what: string): number {
@@ -54,8 +98,23 @@ function print(v: Verdict, what: string): number {
   return 1;
 }
 
+/**
+ * Opens the store that holds the log: a gateway directory's own store (its `gateway.sqlite`, or
+ * PostgreSQL with DATABASE_URL), or a data directory's; never a new, empty one, which would only
+ * answer that there is no log.
+ */
+async function openLogStore(data: string | undefined): Promise<Store> {
+  const dir = data ?? 'data';
+  const url = process.env['DATABASE_URL'];
+  if (existsSync(join(dir, 'gateway.json'))) return openGatewayStore(dir, url);
+  if (!url && !existsSync(join(dir, 'onceonly.sqlite'))) {
+    throw new OnceOnlyError('not_found', `no onceonly store in ${dir}`, { field: '--data', expected: 'a gateway directory (with gateway.json) or a data directory holding onceonly.sqlite' });
+  }
+  return openCliStore({ data: dir });
+}
+
 async function withStore<T>(data: string | undefined, fn: (store: Store) => Promise<T>): Promise<T> {
-  const store = await openCliStore({ ...(data === undefined ? {} : { data }) });
+  const store = await openLogStore(data);
   try {
     return await fn(store);
   } finally {
@@ -76,13 +135,12 @@ async function pickLog(store: Store, name: string | undefined): Promise<string> 
   return logs[0]!;
 }
 
-interface VerifyOptions {
+interface VerifyOptions extends TrustOptions {
   proof?: string;
   head?: string;
   old?: string;
   new?: string;
   consistency?: string;
-  key?: string;
   data?: string;
 }
 
@@ -91,12 +149,21 @@ async function verifyCommand(o: VerifyOptions): Promise<number> {
   if (modes !== 1) {
     throw new OnceOnlyError('invalid_request', 'give exactly one of --proof FILE, --head FILE, or --old FILE --new FILE', { field: 'options', expected: '--proof | --head | --old and --new' });
   }
-  const key = readKey(o.key);
-  if (o.proof !== undefined) return print(verifyInclusionProof(parseInclusionProof(readJson(o.proof), o.proof), key), `inclusion proof ${o.proof}`);
-  if (o.head !== undefined) return print(verifyTreeHead(parseTreeHead(readJson(o.head), o.head), key), `tree head ${o.head}`);
+  if (o.proof !== undefined) {
+    const doc = parseInclusionProof(readJson(o.proof), o.proof);
+    const { logKey, policy } = await trust(doc.log, o);
+    return print(verifyInclusionProof(doc, logKey, policy), `inclusion proof ${o.proof}`);
+  }
+  const readHead = (file: string): SignedTreeHead => parseCheckpoint(readText(file), file);
+  if (o.head !== undefined) {
+    const head = readHead(o.head);
+    const { logKey, policy } = await trust(head.log, o);
+    return print(verifyTreeHead(head, logKey, policy), `checkpoint ${o.head}`);
+  }
   if (o.old === undefined || o.new === undefined) throw new OnceOnlyError('invalid_request', '--old and --new go together', { field: o.old === undefined ? '--old' : '--new' });
-  const older = parseTreeHead(readJson(o.old), o.old);
-  const newer = parseTreeHead(readJson(o.new), o.new);
+  const older = readHead(o.old);
+  const newer = readHead(o.new);
+  const { logKey } = await trust(older.log, o);
   let proof: ConsistencyProofDocument | undefined;
   if (o.consistency !== undefined) {
     proof = parseConsistencyProof(readJson(o.consistency), o.consistency);
@@ -112,7 +179,7 @@ async function verifyCommand(o: VerifyOptions): Promise<number> {
       return log.proveConsistency(older.treeSize, newer.treeSize);
     });
   }
-  return print(verifyExtends(older, newer, proof, key), `${o.new} extends ${o.old}`);
+  return print(verifyExtends(older, newer, proof, logKey), `${o.new} extends ${o.old}`);
 }
 
 /** Registers `onceonly transparency …`. */
@@ -120,85 +187,76 @@ export function registerTransparencyCommands(program: Command): void {
   const t = program.command('transparency').description('the transparency log: signed tree heads, inclusion and consistency proofs');
 
   t.command('verify')
-    .description('check an inclusion proof, a signed tree head, or that a newer head extends an older one (exit 0 valid, 1 not, 2 malformed)')
-    .option('--proof <file>', 'an inclusion proof document: is the entry in the tree the signed head commits to?')
-    .option('--head <file>', 'a signed tree head document: does its signature hold?')
-    .option('--old <file>', 'the older signed tree head')
-    .option('--new <file>', 'the newer signed tree head')
+    .description('check an inclusion proof, a checkpoint and its witness cosignatures, or that a newer checkpoint extends an older one (exit 0 valid, 1 not, 2 malformed)')
+    .option('--proof <file>', 'an inclusion proof document: is the entry in the tree the checkpoint commits to, and is that checkpoint cosigned by a quorum?')
+    .option('--head <file>', 'a checkpoint (C2SP signed note): do the log\'s signature and a quorum of cosignatures hold?')
+    .option('--old <file>', 'the older checkpoint')
+    .option('--new <file>', 'the newer checkpoint')
     .option('--consistency <file>', 'the consistency proof between --old and --new (default: taken from the store)')
-    .option('--key <file>', 'the log\'s public key (JWK) to trust; without it, the key inside the head is used')
+    .option('--key <key>', 'the log\'s public key to trust: a JWK file, or a verifier key NAME+KEYID+BASE64')
+    .option('--witness <vkey...>', 'a witness\'s cosigner key (NAME+KEYID+BASE64, type 0x04) to count towards the quorum')
+    .option('--keys-from <dir>', 'a gateway directory: the log\'s key and every other gateway as a witness, from the global configuration it holds')
+    .option('--quorum <n>', `witness cosignatures required (default ${DEFAULT_QUORUM}; 0 checks the log's signature only)`, intOption('quorum', 0, 32))
     .option('--data <dir>', 'data directory of the store to take a consistency proof from (or DATABASE_URL)')
-    .action(async (o: VerifyOptions) => {
-      try {
-        process.exitCode = await verifyCommand(o);
-      } catch (e) {
-        process.exitCode = reportError(e);
-      }
-    });
+    .action(action(async (o: VerifyOptions) => {
+      process.exitCode = await verifyCommand(o);
+    }));
 
   t.command('verify-log')
     .description('check a whole stored log offline: entries, subtree hashes, signed heads (exit 0 intact, 1 not)')
-    .option('--data <dir>', 'data directory of the embedded store (PostgreSQL when DATABASE_URL is set)', 'data')
+    .option('--data <dir>', 'a gateway directory (its own store) or a data directory (PostgreSQL when DATABASE_URL is set)', 'data')
     .option('--log <name>', 'the log to check (default: every log in the store)')
-    .option('--key <file...>', 'the log\'s public key(s) (JWK) to check head signatures with')
-    .action(async (o: { data: string; log?: string; key?: string[] }) => {
-      try {
-        const keys = (o.key ?? []).map((f) => parsePublicJwk(readJson(f), f));
-        process.exitCode = await withStore(o.data, async (store) => {
-          const logs = o.log === undefined ? await listLogs(store.db) : [await pickLog(store, o.log)];
-          if (logs.length === 0) {
-            process.stdout.write(`no transparency log in ${store.location}\n`);
-            return 0;
-          }
-          let code = 0;
-          for (const name of logs) {
-            const report = await verifyLog(store.db, name, { publicKeys: keys });
-            process.stdout.write(formatLogReport(report));
-            if (!report.ok) code = 1;
-          }
-          return code;
-        });
-      } catch (e) {
-        process.exitCode = reportError(e);
-      }
-    });
+    .option('--key <file...>', 'the log\'s public key(s) (JWK) to check checkpoint signatures with (default for a gateway directory: the gateway\'s own)')
+    .action(action(async (o: { data: string; log?: string; key?: string[] }) => {
+      const keys = (o.key ?? []).map((f) => parsePublicJwk(readJson(f), f));
+      // A gateway's own directory: its own key, unless others are given (after a rotation).
+      const own = join(o.data, 'signing.key.pem');
+      if (keys.length === 0 && existsSync(join(o.data, 'gateway.json')) && existsSync(own)) keys.push(publicJwk(loadPrivateKey(readText(own))));
+      process.exitCode = await withStore(o.data, async (store) => {
+        const logs = o.log === undefined ? await listLogs(store.db) : [await pickLog(store, o.log)];
+        if (logs.length === 0) {
+          process.stdout.write(`no transparency log in ${store.location}\n`);
+          return 0;
+        }
+        let code = 0;
+        for (const name of logs) {
+          const report = await verifyLog(store.db, name, { publicKeys: keys });
+          process.stdout.write(formatLogReport(report));
+          if (!report.ok) code = 1;
+        }
+        return code;
+      });
+    }));
 
   t.command('head')
-    .description('print the latest signed tree head of a stored log (JSON)')
-    .option('--data <dir>', 'data directory of the embedded store (PostgreSQL when DATABASE_URL is set)', 'data')
+    .description('print the latest checkpoint of a stored log with its cosignatures (a C2SP signed note; --json for a JSON document)')
+    .option('--data <dir>', 'a gateway directory (its own store) or a data directory (PostgreSQL when DATABASE_URL is set)', 'data')
     .option('--log <name>', 'the log (default: the store\'s only one)')
-    .action(async (o: { data: string; log?: string }) => {
-      try {
-        await withStore(o.data, async (store) => {
-          const name = await pickLog(store, o.log);
-          const head = await new TransparencyLog({ db: store.db, dialect: store.dialect, logId: name }).latestTreeHead();
-          if (!head) throw new OnceOnlyError('not_found', `the log ${name} has no signed tree head yet`, { field: '--log' });
-          process.stdout.write(`${JSON.stringify(head, null, 2)}\n`);
-        });
-      } catch (e) {
-        process.exitCode = reportError(e);
-      }
-    });
+    .option('--json', 'print {log, treeSize, rootHash, checkpoint}')
+    .action(action(async (o: { data: string; log?: string; json?: boolean }) => {
+      await withStore(o.data, async (store) => {
+        const name = await pickLog(store, o.log);
+        const head = await new TransparencyLog({ db: store.db, dialect: store.dialect, logId: name }).latestTreeHead();
+        if (!head) throw new OnceOnlyError('not_found', `the log ${name} has no checkpoint yet`, { field: '--log' });
+        process.stdout.write(o.json ? `${JSON.stringify(head, null, 2)}\n` : head.checkpoint);
+      });
+    }));
 
   t.command('prove')
     .description('print an inclusion proof of entry --index against the latest signed head, or a consistency proof --from SIZE --to SIZE (JSON)')
-    .option('--data <dir>', 'data directory of the embedded store (PostgreSQL when DATABASE_URL is set)', 'data')
+    .option('--data <dir>', 'a gateway directory (its own store) or a data directory (PostgreSQL when DATABASE_URL is set)', 'data')
     .option('--log <name>', 'the log (default: the store\'s only one)')
     .option('--index <n>', 'the entry to prove', intOption('index', 0, Number.MAX_SAFE_INTEGER))
     .option('--from <size>', 'the older tree size', intOption('from', 1, Number.MAX_SAFE_INTEGER))
     .option('--to <size>', 'the newer tree size', intOption('to', 1, Number.MAX_SAFE_INTEGER))
-    .action(async (o: { data: string; log?: string; index?: number; from?: number; to?: number }) => {
-      try {
-        if ((o.index === undefined) === (o.from === undefined || o.to === undefined)) {
-          throw new OnceOnlyError('invalid_request', 'give either --index N, or --from SIZE and --to SIZE', { field: 'options' });
-        }
-        await withStore(o.data, async (store) => {
-          const log = new TransparencyLog({ db: store.db, dialect: store.dialect, logId: await pickLog(store, o.log) });
-          const doc = o.index !== undefined ? await log.proveInclusion(o.index) : await log.proveConsistency(o.from!, o.to!);
-          process.stdout.write(`${JSON.stringify(doc, null, 2)}\n`);
-        });
-      } catch (e) {
-        process.exitCode = reportError(e);
+    .action(action(async (o: { data: string; log?: string; index?: number; from?: number; to?: number }) => {
+      if ((o.index === undefined) === (o.from === undefined || o.to === undefined)) {
+        throw new OnceOnlyError('invalid_request', 'give either --index N, or --from SIZE and --to SIZE', { field: 'options' });
       }
-    });
+      await withStore(o.data, async (store) => {
+        const log = new TransparencyLog({ db: store.db, dialect: store.dialect, logId: await pickLog(store, o.log) });
+        const doc = o.index !== undefined ? await log.proveInclusion(o.index) : await log.proveConsistency(o.from!, o.to!);
+        process.stdout.write(`${JSON.stringify(doc, null, 2)}\n`);
+      });
+    }));
 }

@@ -303,22 +303,22 @@ eachEngine('consent store', (getStore) => {
 
     const header = JSON.parse(Buffer.from(signed.jws.split('.')[0]!, 'base64url').toString()) as Record<string, unknown>;
     assert.deepEqual(header, { alg: 'EdDSA', typ: RECEIPT_TYP, kid: signed.keyId });
-    const ok = verifyReceipt(signed.jws, KEY.publicKey);
+    const ok = await verifyReceipt(signed.jws, KEY.publicKey);
     assert.ok(ok.ok);
     assert.deepEqual(ok.receipt, JSON.parse(JSON.stringify(r)));
-    assert.ok(verifyReceipt(signed.jws, signed.publicKey).ok, 'with the JWK too');
+    assert.ok((await verifyReceipt(signed.jws, signed.publicKey)).ok, 'with the JWK too');
 
     const [h, p, sig] = signed.jws.split('.') as [string, string, string];
     const altered = Buffer.from(JSON.stringify({ ...r, state: 'given', dpvState: 'dpv:ConsentGiven' })).toString('base64url');
     const reasons = [
-      verifyReceipt(`${h}.${altered}.${sig}`, KEY.publicKey),
-      verifyReceipt(`${h}.${p}.${sig.slice(0, -2)}${sig.endsWith('AA') ? 'BA' : 'AA'}`, KEY.publicKey),
-      verifyReceipt(signed.jws, OTHER.publicKey),
-      verifyReceipt(`${Buffer.from(JSON.stringify({ alg: 'EdDSA', typ: 'JWT' })).toString('base64url')}.${p}.${sig}`, KEY.publicKey),
-      verifyReceipt(`${Buffer.from(JSON.stringify({ alg: 'none', typ: RECEIPT_TYP })).toString('base64url')}.${p}.`, KEY.publicKey),
-      verifyReceipt(`${h}.${p}`, KEY.publicKey),
-      verifyReceipt('', KEY.publicKey),
-      verifyReceipt(`${h}.${p}.${sig}`, { kty: 'OKP', crv: 'Ed25519', x: 'not-a-key' }),
+      await verifyReceipt(`${h}.${altered}.${sig}`, KEY.publicKey),
+      await verifyReceipt(`${h}.${p}.${sig.slice(0, -2)}${sig.endsWith('AA') ? 'BA' : 'AA'}`, KEY.publicKey),
+      await verifyReceipt(signed.jws, OTHER.publicKey),
+      await verifyReceipt(`${Buffer.from(JSON.stringify({ alg: 'EdDSA', typ: 'JWT' })).toString('base64url')}.${p}.${sig}`, KEY.publicKey),
+      await verifyReceipt(`${Buffer.from(JSON.stringify({ alg: 'none', typ: RECEIPT_TYP })).toString('base64url')}.${p}.`, KEY.publicKey),
+      await verifyReceipt(`${h}.${p}`, KEY.publicKey),
+      await verifyReceipt('', KEY.publicKey),
+      await verifyReceipt(`${h}.${p}.${sig}`, { kty: 'OKP', crv: 'Ed25519', x: 'not-a-key' }),
     ].map((v) => (v.ok ? 'VALID' : v.reason));
     assert.ok(!reasons.includes('VALID'), reasons.join('; '));
     assert.match(reasons[0]!, /altered/);

@@ -24,14 +24,14 @@
  * log there), so a change is either recorded everywhere or nowhere.
  */
 import { randomUUID, createPublicKey, type KeyObject } from 'node:crypto';
-import { CompactSign, calculateJwkThumbprint } from 'jose';
+import { jsonPayload, signJws, thumbprint, verifyJws } from '../core/jws.ts';
 import type { Kysely, Selectable, Transaction } from 'kysely';
 import type { Agreement } from '../catalogue/agreements.ts';
-import { importPublicJwk, publicJwk, verifyEd25519, type Ed25519PublicJwk } from '../core/crypto.ts';
+import { publicJwk, sha256hex, type Ed25519PublicJwk } from '../core/crypto.ts';
 import { parseInstant } from '../core/dates.ts';
 import { OnceOnlyError } from '../core/errors.ts';
 import { canonicalJson } from '../core/json.ts';
-import { parseId } from '../registry/identifiers.ts';
+import { parseId } from '../core/subjects.ts';
 import type { ConsentRecordTable, Database } from '../store/schema.ts';
 
 /** The states of a consent record. */
@@ -116,6 +116,24 @@ export interface ConsentEvent {
   /** The record's expiry after the change (null while requested). */
   expiresAt: string | null;
   actor: string;
+}
+
+/**
+ * What goes into the gateway's transparency log for a consent event: its digest, not the event.
+ * A log cannot forget, and the event names the person and the items; the digest commits to them
+ * without saying them. The person, holding the record, recomputes the events
+ * ({@link ConsentStore.events}) and their digests.
+ */
+export interface ConsentLogRecord {
+  kind: 'consent';
+  gateway: string;
+  /** sha256hex of the event's canonical JSON (RFC 8785 for the values used). */
+  digest: string;
+}
+
+/** The transparency-log record of a consent event. */
+export function consentLogRecord(event: ConsentEvent, gateway: string): ConsentLogRecord {
+  return { kind: 'consent', gateway, digest: sha256hex(canonicalJson(event, 'consentEvent')) };
 }
 
 /**
@@ -250,6 +268,21 @@ export class ConsentStore {
   }
 
   /**
+   * The events of a record's history, exactly as they were handed to the event hook (and so to the
+   * transparency log, as digests): rebuilt from the record and its history rows. A record's expiry
+   * is set once, when it is given, so an event's `expiresAt` is the record's from that change on.
+   */
+  async events(id: string): Promise<ConsentEvent[]> {
+    const c = await this.get(id);
+    const row = await this.#db.selectFrom('consent_record').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
+    let given = false;
+    return c.history.map((h) => {
+      if (h.to === 'given') given = true;
+      return toEvent({ ...row, version: h.seq, state: h.to, expires_at: given ? row.expires_at : null }, h.from, h.at, h.actor);
+    });
+  }
+
+  /**
    * The consent that allows this release at `at`, or null: a `given` record of this person, for
    * this agreement, controller and purpose, covering every item asked for, given no later than
    * `at` and expiring after it. When several cover, the one that runs longest is returned.
@@ -313,10 +346,8 @@ export class ConsentStore {
       history: c.history,
     };
     const publicKey = publicJwk(createPublicKey(signingKey));
-    const keyId = await calculateJwkThumbprint(publicKey, 'sha256');
-    const jws = await new CompactSign(new TextEncoder().encode(canonicalJson(receipt)))
-      .setProtectedHeader({ alg: 'EdDSA', typ: RECEIPT_TYP, kid: keyId })
-      .sign(signingKey);
+    const keyId = await thumbprint(publicKey);
+    const jws = await signJws(canonicalJson(receipt), signingKey, RECEIPT_TYP, keyId);
     return { receipt, jws, keyId, publicKey };
   }
 
@@ -577,39 +608,15 @@ export type ReceiptVerdict = { ok: true; receipt: ConsentReceipt } | { ok: false
 
 const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
-function decodePart(part: string): unknown {
-  // base64url without padding only (RFC 7515 §2): Buffer.from would skip other characters silently.
-  if (!/^[A-Za-z0-9_-]+$/.test(part)) return undefined;
-  try {
-    return JSON.parse(Buffer.from(part, 'base64url').toString('utf8')) as unknown;
-  } catch {
-    return undefined;
-  }
-}
-
 /**
  * Checks a signed receipt against the issuer's public key: a compact JWS with exactly `alg: EdDSA`
  * (pinned, never taken from the header: RFC 8725 §3.1), our `typ`, no `crit`, a signature that
  * verifies, and a payload of the receipt's shape. Never throws; says why not.
  */
-export function verifyReceipt(jws: string, key: KeyObject | Ed25519PublicJwk): ReceiptVerdict {
-  if (typeof jws !== 'string') return { ok: false, reason: 'not a JWS' };
-  const parts = jws.trim().split('.');
-  if (parts.length !== 3) return { ok: false, reason: 'not a JWS compact serialization (three dot-separated parts)' };
-  const [h, p, s] = parts as [string, string, string];
-  const header = decodePart(h);
-  if (!isObj(header)) return { ok: false, reason: 'the protected header is not a JSON object' };
-  if (header['alg'] !== 'EdDSA') return { ok: false, reason: 'alg must be EdDSA' };
-  if (header['typ'] !== RECEIPT_TYP) return { ok: false, reason: `typ must be ${RECEIPT_TYP}` };
-  if ('crit' in header || 'b64' in header) return { ok: false, reason: 'unsupported header parameters (crit, b64)' };
-  let publicKey: KeyObject;
-  try {
-    publicKey = 'kty' in key ? importPublicJwk(key) : key;
-  } catch {
-    return { ok: false, reason: 'the key is not an Ed25519 public key' };
-  }
-  if (!verifyEd25519(publicKey, `${h}.${p}`, s)) return { ok: false, reason: 'the signature does not verify with this key: the receipt was altered or signed by someone else' };
-  const r = decodePart(p);
+export async function verifyReceipt(jws: string, key: KeyObject | Ed25519PublicJwk): Promise<ReceiptVerdict> {
+  const v = await verifyJws(jws, key, RECEIPT_TYP);
+  if (!v.ok) return { ok: false, reason: v.reason === 'the signature does not verify with this key' ? 'the signature does not verify with this key: the receipt was altered or signed by someone else' : v.reason };
+  const r = jsonPayload(v.payload);
   if (!isObj(r) || r['version'] !== RECEIPT_VERSION || typeof r['consentId'] !== 'string' || typeof r['principal'] !== 'string' || !Array.isArray(r['items']) || !Array.isArray(r['history'])) {
     return { ok: false, reason: `the payload is not a ${RECEIPT_VERSION} receipt` };
   }

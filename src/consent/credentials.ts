@@ -15,7 +15,7 @@ import { Type } from 'typebox';
 import { sha256, safeEqual } from '../core/crypto.ts';
 import { OnceOnlyError } from '../core/errors.ts';
 import { checker } from '../core/schema.ts';
-import { parseId } from '../registry/identifiers.ts';
+import { parseId } from '../core/subjects.ts';
 
 /** One credential: whoever presents the token whose digest this is acts as `person`. */
 export interface PersonCredential {

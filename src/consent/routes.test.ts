@@ -74,7 +74,7 @@ eachEngine('consent API', (getStore) => {
     const signed = res.json<{ jws: string; receipt: { consentId: string; state: string; issuer: string }; publicKey: { kty: 'OKP'; crv: 'Ed25519'; x: string } }>();
     assert.equal(signed.receipt.consentId, given.id);
     assert.equal(signed.receipt.issuer, 'UK/GOV/DWP/gw1');
-    const v = verifyReceipt(signed.jws, KEY.publicKey);
+    const v = await verifyReceipt(signed.jws, KEY.publicKey);
     assert.ok(v.ok);
     assert.deepEqual(v.receipt, signed.receipt, 'the JSON is exactly what is signed');
 

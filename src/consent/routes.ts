@@ -14,7 +14,7 @@ import { Type, type TSchema } from 'typebox';
 import type { FastifyRequest } from 'fastify';
 import { ErrorBody, type App } from '../core/http.ts';
 import { OnceOnlyError } from '../core/errors.ts';
-import { parseId } from '../registry/identifiers.ts';
+import { parseId } from '../core/subjects.ts';
 import { DPV_STATE, type Consent, type ConsentStore } from './consent.ts';
 import { PersonCredentials, type PersonCredential } from './credentials.ts';
 

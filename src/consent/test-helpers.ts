@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import type { Agreement } from '../catalogue/agreements.ts';
 import { isOnceOnlyError, type ErrorType, type OnceOnlyError } from '../core/errors.ts';
-import { makeId } from '../registry/identifiers.ts';
+import { makeId } from '../core/subjects.ts';
 
 /** A clock the test moves by hand. */
 export class TestClock {
@@ -34,6 +34,7 @@ const base = {
   provider: 'UK/GOV/DWP/disability',
   history: [],
   services: [],
+  events: [],
   legalBasis: "UK GDPR Art. 6(1)(a) and Art. 9(2)(a): the resident's explicit consent (synthetic)",
   validFrom: '2024-01-01',
   validUntil: '2029-12-31',

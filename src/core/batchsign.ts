@@ -9,6 +9,7 @@
  * Wire form of a batch (`oo-signature-batch`): `INDEX/SIZE;ROOT;P1,P2,…` with hashes base64url.
  * The signature is over `oo1-batch`, the signer's id, the root and the batch size, one per line.
  */
+import { GroupCommit } from './batch.ts';
 import type { KeyObject } from 'node:crypto';
 import { signEd25519, verifyEd25519 } from './crypto.ts';
 import { leafHash, proofLength, rootAndProofs, rootFromInclusionProof } from './merkle.ts';
@@ -32,39 +33,25 @@ function signedText(signerId: string, root: string, size: number): string {
 export class BatchSigner {
   private readonly key: KeyObject;
   private readonly signerId: string;
-  private pending: { message: string; resolve: (s: BatchSignature) => void; reject: (e: unknown) => void }[] = [];
+  private readonly batcher: GroupCommit<string, BatchSignature>;
 
   constructor(key: KeyObject, signerId: string) {
     this.key = key;
     this.signerId = signerId;
+    this.batcher = new GroupCommit((messages) => this.signBatch(messages), { max: MAX_BATCH });
   }
 
-  /** Signs `message`; resolves once its batch is signed (within the current event-loop turn). */
+  /** Signs `message`; resolves once its batch is signed (the messages of one event-loop turn together). */
   sign(message: string): Promise<BatchSignature> {
-    return new Promise((resolve, reject) => {
-      if (this.pending.length === 0) setImmediate(() => this.flush());
-      this.pending.push({ message, resolve, reject });
-    });
+    return this.batcher.submit(message);
   }
 
-  private flush(): void {
-    const all = this.pending;
-    this.pending = [];
-    for (let i = 0; i < all.length; i += MAX_BATCH) {
-      const batch = all.slice(i, i + MAX_BATCH);
-      try {
-        const leaves = batch.map((p) => leafHash(p.message));
-        const tree = rootAndProofs(leaves);
-        const root = tree.root.toString('base64url');
-        const signature = signEd25519(this.key, signedText(this.signerId, root, leaves.length));
-        batch.forEach((p, k) => {
-          const path = tree.proofs[k]!.map((h) => h.toString('base64url')).join(',');
-          p.resolve({ signature, batch: `${k}/${leaves.length};${root};${path}` });
-        });
-      } catch (e) {
-        for (const p of batch) p.reject(e);
-      }
-    }
+  private signBatch(messages: string[]): BatchSignature[] {
+    const leaves = messages.map((m) => leafHash(m));
+    const tree = rootAndProofs(leaves);
+    const root = tree.root.toString('base64url');
+    const signature = signEd25519(this.key, signedText(this.signerId, root, leaves.length));
+    return leaves.map((_, k) => ({ signature, batch: `${k}/${leaves.length};${root};${tree.proofs[k]!.map((h) => h.toString('base64url')).join(',')}` }));
   }
 }
 

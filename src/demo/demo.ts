@@ -11,6 +11,7 @@
  * store) and `onceonly.sqlite` (the registries). An interrupted first start is detected (no
  * `demo.json`) and started again from scratch.
  */
+import { RegistryRepository } from '../registry/repository.ts';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -23,11 +24,13 @@ import { clearRegistries, populationStatus } from '../registry/populate.ts';
 import { openStore, type Store } from '../store/db.ts';
 import { initCentral, Central } from '../central/central.ts';
 import { createCentralServer } from '../central/server.ts';
-import { addService, initGateway, startGateway, type RunningGateway } from '../gateway/node.ts';
+import { addService, initGateway, readSettings, setWebhook, setWitnesses, startGateway, type RunningGateway } from '../gateway/node.ts';
+import { newWebhookSecret } from '../events/format.ts';
+import { startReceiver, type Receiver } from '../events/receiver.ts';
 import { issuePersonCredential } from '../consent/credentials.ts';
 import type { App } from '../core/http.ts';
 import type { LoadResult } from '../registry/load.ts';
-import { packagePath } from '../cli/common.ts';
+import { packagePath } from '../core/files.ts';
 import { freePort } from './ports.ts';
 import { registerFromStore } from '../audit/register.ts';
 import { AGENCIES, TRUTH_FILE, writeExtracts } from '../audit/extracts.ts';
@@ -49,10 +52,16 @@ export interface DemoOptions {
 /** An example request that succeeds against the running demo. */
 export interface ExampleRequest {
   description: string;
-  method: 'GET' | 'POST';
+  method: 'GET' | 'POST' | 'PUT';
   url: string;
   headers: Record<string, string>;
   body?: unknown;
+  /**
+   * Set when the request reads or changes a person's data (what the person would see as a real use
+   * of it): the demo's own readiness check asks this, which releases nothing, instead; with
+   * `service`, the answer (allowedMethods) must list it.
+   */
+  check?: { url: string; headers: Record<string, string>; service?: string };
 }
 
 export interface Endpoint {
@@ -76,6 +85,8 @@ export interface DemoExtracts {
 
 export interface RunningDemo {
   endpoints: Endpoint[];
+  /** Tell Us Once: the demo subscribers' systems and their subscriptions. */
+  tellUsOnce: { receivers: { name: string; subsystem: string; url: string; subscription: string }[] };
   examples: ExampleRequest[];
   extracts: DemoExtracts;
   stop(): Promise<void>;
@@ -155,47 +166,72 @@ async function setUp(dir: string, base: number, say: (l: string) => void): Promi
   return layout;
 }
 
-async function firstId(store: Store, registry: string): Promise<string> {
-  const row = await store.db.selectFrom('subject').select('id').where('registry', '=', registry).orderBy('id').limit(1).executeTakeFirst();
-  if (!row) throw new Error(`the ${registry} register is empty`);
-  return row.id;
+async function firstId(registers: RegistryRepository, registry: string): Promise<string> {
+  const id = await registers.firstSubject(registry);
+  if (!id) throw new Error(`the ${registry} register is empty`);
+  return id;
 }
 
 /** A person the examples can read: alive, so every item asked for has a value. */
-async function livingPerson(store: Store): Promise<string> {
-  const row = await store.db
-    .selectFrom('fact')
-    .select('subject')
-    .where('registry', '=', REGISTRY_IDS.population)
-    .where('item', '=', 'person.status')
-    .where('superseded_at', 'is', null)
-    .where('valid_to', 'is', null)
-    .where('value', '=', '"alive"')
-    .orderBy('subject')
-    .limit(1)
-    .executeTakeFirst();
-  return row?.subject ?? firstId(store, REGISTRY_IDS.population);
+async function livingPerson(registers: RegistryRepository): Promise<string> {
+  return (await registers.firstLivingPerson(REGISTRY_IDS.population)) ?? firstId(registers, REGISTRY_IDS.population);
 }
 
-function examplesFor(gw: Record<OrgKey, string>, catalogueUrl: string, ids: { person: string; address: string; company: string }, catalogue: Catalogue): ExampleRequest[] {
+function examplesFor(gw: Record<OrgKey, string>, catalogueUrl: string, ids: { person: string; address: string; company: string; newAddress: string }, catalogue: Catalogue, subs: { leeds: string; dwp: string }): ExampleRequest[] {
   const leeds = { accept: 'application/json', 'x-road-client': 'UK/MUN/LEEDS/parking', 'x-onceonly-purpose': 'resident-parking-permit' };
   const dwp = { accept: 'application/json', 'x-road-client': 'UK/GOV/DWP/benefits', 'x-onceonly-purpose': 'benefit-entitlement' };
   const n = catalogue.ownedBy(REGISTRY_IDS.population).length;
+  // A read about someone, checked at start-up by allowedMethods on the same path instead.
+  const person = (o: { description: string; headers: Record<string, string>; url: string }): ExampleRequest => {
+    const u = new URL(o.url);
+    const parts = u.pathname.split('/');
+    const provider = parts.slice(2, 6).join('/');
+    return { ...o, method: 'GET', check: { url: `${u.origin}/r1/${provider}/allowedMethods`, headers: { accept: 'application/json', 'x-road-client': o.headers['x-road-client']! }, service: parts[6]! } };
+  };
   return [
-    { description: `Leeds City Council reads an applicant's name and address from the population register (which masters ${n} items), through its own gateway`, method: 'GET', headers: leeds, url: `${gw.leeds}/r1/UK/GOV/GRO/population/people/${ids.person}?items=person.givenName,person.familyName,person.address` },
+    ...[{ description: `Leeds City Council reads an applicant's name and address from the population register (which masters ${n} items), through its own gateway`, method: 'GET', headers: leeds, url: `${gw.leeds}/r1/UK/GOV/GRO/population/people/${ids.person}?items=person.givenName,person.familyName,person.address` },
     { description: 'The benefits agency reads five items of the same person under its own agreement', method: 'GET', headers: dwp, url: `${gw.dwp}/r1/UK/GOV/GRO/population/people/${ids.person}?items=person.givenName,person.familyName,person.birthDate,person.address,person.status` },
     { description: 'Leeds City Council reads an address from the address register', method: 'GET', headers: leeds, url: `${gw.leeds}/r1/UK/GOV/GEOPLACE/addresses/addresses/${ids.address}?items=address.lines,address.postcode` },
-    { description: 'The benefits agency checks an employer in the business register', method: 'GET', headers: { ...dwp, 'x-onceonly-purpose': 'employer-verification' }, url: `${gw.dwp}/r1/UK/GOV/CH/companies/companies/${ids.company}?items=business.name,business.status,business.registeredAddress` },
+    { description: 'The benefits agency checks an employer in the business register', method: 'GET', headers: { ...dwp, 'x-onceonly-purpose': 'employer-verification' }, url: `${gw.dwp}/r1/UK/GOV/CH/companies/companies/${ids.company}?items=business.name,business.status,business.registeredAddress` }].map(person),
     { description: 'Who is on the exchange (X-Road metaservice listClients; XML without the Accept header)', method: 'GET', headers: { accept: 'application/json' }, url: `${gw.leeds}/listClients` },
     { description: 'Which services Leeds may use at the population register (allowedMethods)', method: 'GET', headers: { accept: 'application/json', 'x-road-client': 'UK/MUN/LEEDS/parking' }, url: `${gw.leeds}/r1/UK/GOV/GRO/population/allowedMethods` },
     { description: 'The public register of data-sharing agreements', method: 'GET', headers: { accept: 'application/json' }, url: `${catalogueUrl}/agreements` },
+    // Tell Us Once (docs/events.md): each organisation says whom it serves, then one change is
+    // reported once and both are told within a second. Each of these is a use the person sees.
+    ...[
+      { description: 'Tell Us Once, 1: Leeds City Council puts the person on its parking subscription\'s interest list (checked like a read)', org: 'leeds' as const, client: 'UK/MUN/LEEDS/parking', sub: subs.leeds },
+      { description: 'Tell Us Once, 2: the benefits agency does the same for its subscription', org: 'dwp' as const, client: 'UK/GOV/DWP/benefits', sub: subs.dwp },
+    ].map((x): ExampleRequest => {
+      const h = { accept: 'application/json', 'x-road-client': x.client, 'x-onceonly-purpose': 'change-notification' };
+      return { description: x.description, method: 'PUT', headers: h, url: `${gw[x.org]}/r1/UK/GOV/GRO/population/subscriptions/${x.sub}/interests/${ids.person}`, check: { url: `${gw[x.org]}/r1/UK/GOV/GRO/population/subscriptions/${x.sub}`, headers: h } };
+    }),
     {
+      description: 'Tell Us Once, 3: the person reports a move once, through the citizen portal, to the population register that masters their address; the council\'s and the benefits agency\'s systems are told within a second (the demo prints it), and nobody without an agreement is. Run once: to move again, use another addressId',
+      method: 'POST',
+      headers: { accept: 'application/json', 'content-type': 'application/json', 'x-road-client': 'UK/GOV/GDS/citizen-portal', 'x-onceonly-purpose': 'report-a-change' },
+      url: `${gw.gds}/r1/UK/GOV/GRO/population/changes/${ids.person}/changes`,
+      body: { type: 'move', addressId: ids.newAddress, effectiveDate: new Date().toISOString().slice(0, 10) },
+      check: { url: `${gw.gds}/r1/UK/GOV/GRO/population/allowedMethods`, headers: { accept: 'application/json', 'x-road-client': 'UK/GOV/GDS/citizen-portal' }, service: 'changes' },
+    },
+    person({
       description: 'The citizen portal reads who used the same person\'s population-register data (the data-usage service; each record with a transparency-log inclusion proof). `onceonly tracker PERSON --dir DATA/gateways/gds` does the same for every register and verifies the proofs',
-      method: 'GET',
       headers: { accept: 'application/json', 'x-road-client': 'UK/GOV/GDS/citizen-portal', 'x-onceonly-purpose': 'citizen-data-tracker' },
       url: `${gw.gds}/r1/UK/GOV/GRO/population/data-usage/${ids.person}?items=person.usageRecords`,
-    },
+    }),
   ];
+}
+
+/** The subscriber's active push subscription to the population register, made if it has none. */
+async function ensureSubscription(gateway: string, client: string, events: string[]): Promise<string> {
+  const url = `${gateway}/r1/UK/GOV/GRO/population/subscriptions`;
+  const headers = { accept: 'application/json', 'content-type': 'application/json', 'x-road-client': client, 'x-onceonly-purpose': 'change-notification' };
+  const list = await fetch(url, { headers });
+  if (list.status !== 200) throw new Error(`demo self-check failed: ${client} cannot list its subscriptions: ${list.status} ${(await list.text()).slice(0, 300)}`);
+  const found = ((await list.json()) as { subscriptions: { id: string; status: string; mode: string }[] }).subscriptions.find((x) => x.status === 'active' && x.mode === 'push');
+  if (found) return found.id;
+  const made = await fetch(url, { method: 'POST', headers, body: JSON.stringify({ events, mode: 'push' }) });
+  if (made.status !== 201) throw new Error(`demo self-check failed: ${client} cannot subscribe: ${made.status} ${(await made.text()).slice(0, 300)}`);
+  return ((await made.json()) as { id: string }).id;
 }
 
 /** Starts the demo and returns once every example request answers. */
@@ -222,8 +258,10 @@ export async function startDemo(opts: DemoOptions): Promise<RunningDemo> {
   const apps: App[] = [];
   const gateways: RunningGateway[] = [];
   let central: Central | undefined;
+  const closers: (() => Promise<void>)[] = [];
   const stop = async (): Promise<void> => {
     await Promise.allSettled(gateways.map((g) => g.stop()));
+    await Promise.allSettled(closers.map((c) => c()));
     await Promise.allSettled(apps.map((a) => a.close()));
     await central?.close();
     await store.close();
@@ -246,7 +284,7 @@ export async function startDemo(opts: DemoOptions): Promise<RunningDemo> {
     const extractDir = join(dir, 'extracts');
     if (!existsSync(join(extractDir, TRUTH_FILE))) {
       say(`writing three agencies' extracts for the duplication audit into ${extractDir}`);
-      writeExtracts(extractDir, await registerFromStore(store.db), { seed: 1 });
+      writeExtracts(extractDir, await registerFromStore(new RegistryRepository(store.db)), { seed: 1 });
     }
     const extractFiles = AGENCIES.map((a) => join(extractDir, `${a.key}.csv`));
     const extracts: DemoExtracts = {
@@ -277,7 +315,11 @@ export async function startDemo(opts: DemoOptions): Promise<RunningDemo> {
         await app.listen({ host: '127.0.0.1', port: layout.ports.registries[o.registry] ?? 0 });
       }
     }
-    const ids = { person: await livingPerson(store), address: await firstId(store, REGISTRY_IDS.addresses), company: await firstId(store, REGISTRY_IDS.companies) };
+    const registers = new RegistryRepository(store.db);
+    const person = await livingPerson(registers);
+    // Where the example move goes: any address other than the person's own (the register's own read, not a release).
+    const home = ((await regs.population.read(person, 'person.address')).items['person.address']?.value as { addressId?: string } | undefined)?.addressId ?? '';
+    const ids = { person, address: await firstId(registers, REGISTRY_IDS.addresses), company: await firstId(registers, REGISTRY_IDS.companies), newAddress: (await registers.subjectOtherThan(REGISTRY_IDS.addresses, home)) ?? '' };
     // The example person's credential at the population register's gateway, for their consents and
     // previews (a stand-in for citizen sign-in): made once, kept for whoever plays the person.
     const credentialFile = join(dir, 'person-credential.json');
@@ -287,6 +329,26 @@ export async function startDemo(opts: DemoOptions): Promise<RunningDemo> {
     }
     const gwUrls = {} as Record<OrgKey, string>;
     const warnings: string[] = [];
+    // Every gateway's log is witnessed by all the others (set on each start, so that a demo made
+    // before witnessing existed gets it too).
+    for (const o of ORGS) setWitnesses(join(dir, 'gateways', o.key), ORGS.filter((x) => x !== o).map((x) => `${x.member}/gw1`));
+    // Tell Us Once, set on each start too: the population register announces its changes, the
+    // portal may pass a person's reported change to it, and the council's and the benefits
+    // agency's systems (small receivers here) take pushed events at their gateways' webhooks.
+    const groDir = join(dir, 'gateways', 'gro');
+    const people = readSettings(groDir).services['UK/GOV/GRO/population']!['people']!;
+    const registryBase = `http://127.0.0.1:${layout.ports.registries['population']}`;
+    addService(groDir, 'UK/GOV/GRO/population', 'people', { ...people, events: `${registryBase}/events` });
+    addService(groDir, 'UK/GOV/GRO/population', 'changes', { url: `${registryBase}/people`, timeoutMs: 10_000, headers: people.headers ?? {}, kind: 'rest', description: 'Report a change to the population register', endpoints: [{ method: 'POST', path: '/*/changes' }] });
+    const receivers: { name: string; org: 'leeds' | 'dwp'; subsystem: string; events: string[]; rx: Receiver }[] = [];
+    for (const r of [{ name: 'Leeds City Council parking system', org: 'leeds' as const, subsystem: 'UK/MUN/LEEDS/parking', events: ['move', 'name'] }, { name: 'benefits agency system', org: 'dwp' as const, subsystem: 'UK/GOV/DWP/benefits', events: ['move', 'name', 'death'] }]) {
+      const secret = newWebhookSecret();
+      // What a system was told, without the person or the values (personal data stays out of logs).
+      const rx = await startReceiver({ secret, onEvent: (e) => say(`Tell Us Once: the ${r.name} was told of a ${e.type} change (event ${e.id}; ${Object.keys(e.data.items).join(', ')})`) });
+      closers.push(() => rx.close());
+      setWebhook(join(dir, 'gateways', r.org), r.subsystem, rx.url, { secret });
+      receivers.push({ ...r, rx });
+    }
     for (const o of ORGS) {
       const g = await startGateway(join(dir, 'gateways', o.key));
       warnings.push(...g.warnings);
@@ -296,14 +358,25 @@ export async function startDemo(opts: DemoOptions): Promise<RunningDemo> {
     }
     // The demo runs on loopback with no information-system authentication (gateway/isauth): say so once.
     if (warnings.length) say(`every gateway's client side is on loopback and does not authenticate information systems: any local process may call it (set clients in gateway.json, docs/exchange.md)`);
-    const examples = examplesFor(gwUrls, catalogueUrl, ids, catalogue);
-    // "Ready" means the examples really answer, through the gateways, not merely that sockets are open.
+    // One push subscription per receiving system, made once (subscribing releases nothing about anyone).
+    const subs = {} as Record<'leeds' | 'dwp', string>;
+    for (const r of receivers) subs[r.org] = await ensureSubscription(gwUrls[r.org], r.subsystem, r.events);
+    const examples = examplesFor(gwUrls, catalogueUrl, ids, catalogue, subs);
+    // "Ready" means every example's path answers, through the gateways, not merely that sockets are
+    // open; but the demo itself reads nobody's data: for a read about a person it asks the same
+    // provider, from the same client, through the same two gateways, which services the client may
+    // use (allowedMethods), which releases nothing and leaves no access record.
     for (const ex of examples) {
-      const res = await fetch(ex.url, { method: ex.method, headers: ex.headers });
+      const c = ex.check;
+      const res = await fetch(c?.url ?? ex.url, { method: c ? 'GET' : ex.method, headers: c?.headers ?? ex.headers });
       const text = await res.text();
       if (res.status !== 200) throw new Error(`demo self-check failed: ${ex.description} answered ${res.status}: ${text.slice(0, 300)}`);
+      if (c?.service !== undefined && !(JSON.parse(text) as { service: { service_code: string }[] }).service.some((x) => x.service_code === c.service)) {
+        throw new Error(`demo self-check failed: ${ex.description}: the agreements do not let the client use ${c.service}`);
+      }
     }
-    return { endpoints, examples, extracts, stop };
+    for (const r of receivers) endpoints.push({ name: `receiver-${r.org}`, role: `the ${r.name}: takes Tell Us Once events pushed by its gateway (Standard Webhooks signatures checked)`, id: r.subsystem, url: r.rx.url });
+    return { endpoints, examples, extracts, tellUsOnce: { receivers: receivers.map((r) => ({ name: r.name, subsystem: r.subsystem, url: r.rx.url, subscription: subs[r.org] })) }, stop };
   } catch (e) {
     await stop();
     throw e;

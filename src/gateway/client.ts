@@ -12,7 +12,7 @@
  * Every request that arrived is logged, whatever its outcome (issue 10, hole 6).
  */
 import { randomUUID } from 'node:crypto';
-import { Agent, request, type Dispatcher } from 'undici';
+import { request, type Dispatcher } from 'undici';
 import { OnceOnlyError, isOnceOnlyError } from '../core/errors.ts';
 import { encodeIdPath, memberOfId } from '../core/ids.ts';
 import { H, bodyDigest, packHeaders, signRequest, unpackHeaders, verifyResponse, type SignedRequestFields } from './protocol.ts';
@@ -21,6 +21,7 @@ import { parseR1, type R1ServiceRequest } from './r1.ts';
 import { authenticateClient } from './isauth.ts';
 import { requireActiveClient } from './access.ts';
 import { METASERVICES, listClients } from './metaservices.ts';
+import { INBOX_SERVICE } from './events.ts';
 import { parseXRoadError, renderError, requestHashOf, toXRoadError, xroadStatus, type XRoadError } from './xroad.ts';
 import type { ConfView } from './confclient.ts';
 import type { GlobalConfiguration } from '../central/types.ts';
@@ -58,8 +59,6 @@ interface Record_ {
 
 export class ClientSide {
   readonly #g: GatewayContext;
-  /** One connection pool per provider gateway, each pinned to that gateway's certificate. */
-  readonly #peers = new Map<string, Agent>();
   /** Provider subsystem → the gateway that last answered it, and until when it is tried first. */
   readonly #preferred = new Map<string, { gateway: string; until: number }>();
 
@@ -68,41 +67,7 @@ export class ClientSide {
   }
 
   async close(): Promise<void> {
-    await Promise.allSettled([...this.#peers.values()].map((a) => a.close()));
-  }
-
-  /**
-   * The pool for connections to one provider gateway: our certificate, the central CA only, and the
-   * peer must present exactly the certificate the configuration lists for that gateway (not just any
-   * member's), so a request never reaches another organisation's gateway.
-   */
-  #peerAgent(gatewayId: string): Agent {
-    let agent = this.#peers.get(gatewayId);
-    if (!agent) {
-      const conf = this.#g.o.conf;
-      agent = new Agent({
-        keepAliveTimeout: 30_000,
-        connections: 64,
-        maxResponseSize: this.#g.maxBody,
-        connect: {
-          key: this.#g.o.tls.key,
-          cert: this.#g.o.tls.cert,
-          ca: conf.held()?.caCertificate ?? '',
-          rejectUnauthorized: true,
-          timeout: this.#g.o.connectTimeoutMs ?? 5000,
-          checkServerIdentity: (_host, cert) => {
-            const fp = cert.fingerprint256.replaceAll(':', '').toLowerCase();
-            const g = conf.held()?.gateways.find((x) => x.id === gatewayId);
-            if (!g || g.status !== 'active' || g.tlsFingerprint.toLowerCase() !== fp) {
-              return Object.assign(new Error(`the peer's certificate is not the one the global configuration lists for ${gatewayId}`), { code: 'ONCEONLY_PEER_MISMATCH' });
-            }
-            return undefined;
-          },
-        },
-      });
-      this.#peers.set(gatewayId, agent);
-    }
-    return agent;
+    await this.#g.peers.close();
   }
 
   /** Handles a request from one of the organisation's information systems. Never throws. */
@@ -131,6 +96,8 @@ export class ClientSide {
     if (rec.entry.requestHash === '') rec.entry.requestHash = requestHashOf(`r1-request\n${req.method}\n${req.rawUrl}`, req.body);
     if (g.o.logBodies) rec.entry.requestBody = req.body.toString('utf8');
     rec.entry.detail = rec.detail;
+    // A pushed event about a person was taken: its access record commits with this log record.
+    if (req.internal?.release && res.status >= 200 && res.status < 300) rec.entry.release = req.internal.release;
     try {
       await g.o.log.append(rec.entry);
     } catch {
@@ -175,7 +142,15 @@ export class ClientSide {
     // A subsystem registered or assigned since our last fetch: look again in a fresh copy (rate-limited).
     if ((!this.#clientHere(v, r.clientId) || !v.subsystems.has(r.providerId) || this.#candidates(v, r.providerId).length === 0) && (await g.o.conf.refreshIfStale())) v = g.o.conf.current();
     this.#requireClientHere(v, r.clientId);
-    const consumed = authenticateClient(r.clientId, g.o.clients ?? {}, g.o.clientLoopback ?? true, { tls: req.socket, authorization: r.authorization });
+    // The gateway's own dispatcher (an internal request) is not an information system to authenticate.
+    const consumed = req.internal ? false : authenticateClient(r.clientId, g.o.clients ?? {}, g.o.clientLoopback ?? true, { tls: req.socket, authorization: r.authorization });
+    // Only the register's gateway sends events, so that each one is released with its access
+    // record and notice: a register's own system posting to a subscriber's inbox would hand
+    // personal data over with no record the person could see. To an information system the inbox
+    // is no service at all (X-Road's client proxy has no access-denied of its own: UnknownService).
+    if (!req.internal && r.service.serviceCode === INBOX_SERVICE) {
+      throw new OnceOnlyError('unknown_service', 'change events are sent to event-inbox by the register\'s gateway only, never by an information system', { field: 'path.service', expected: 'subscribe with the register\'s subscriptions service instead (docs/events.md)' });
+    }
     const isMeta = METASERVICES.has(r.service.serviceCode) && r.servicePath === '';
     if (r.purpose === '' && r.agreement === '' && !isMeta) {
       throw new OnceOnlyError('invalid_request', 'the purpose of the request is required', { field: 'headers.x-onceonly-purpose', expected: 'the purpose id of a data-sharing agreement (or X-OnceOnly-Agreement with its id)' });
@@ -259,7 +234,7 @@ export class ClientSide {
         [H.bodyDigest]: fields.bodyDigest, [H.signature]: signature, [H.signatureBatch]: batch,
       };
       try {
-        const upstream = await request(new URL(target, gw.address), { method: r.method, headers: transport, body: body.length > 0 ? body : null, dispatcher: this.#peerAgent(gw.id), headersTimeout: 60_000, bodyTimeout: 60_000 });
+        const upstream = await request(new URL(target, gw.address), { method: r.method, headers: transport, body: body.length > 0 ? body : null, dispatcher: this.#g.peers.agent(gw.id), headersTimeout: 60_000, bodyTimeout: 60_000 });
         sent = { gw, fields, requestHash, signature, batch, upstream };
         break;
       } catch (e) {

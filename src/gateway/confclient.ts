@@ -15,7 +15,7 @@ import { importPublicJwk } from '../core/crypto.ts';
 import type { KeyObject } from 'node:crypto';
 
 /** Verifies a signed configuration against the anchor (central/conf's verifyGlobalConfiguration). */
-export type ConfVerifier = (jws: string, anchor: Anchor, now: Date, opts?: { minSerial?: number; ignoreClock?: boolean }) => GlobalConfiguration;
+export type ConfVerifier = (jws: string, anchor: Anchor, now: Date, opts?: { minSerial?: number; ignoreClock?: boolean }) => Promise<GlobalConfiguration>;
 
 export interface ConfClientOptions {
   db: Kysely<Database>;
@@ -33,8 +33,28 @@ export interface ConfClientOptions {
  * Verifies a stored configuration's signature and content, expired or not: an expired copy still
  * proves what was published (offline log checks need exactly that).
  */
-export function verifyAsIssued(verify: ConfVerifier, jws: string, anchor: Anchor): GlobalConfiguration {
+export function verifyAsIssued(verify: ConfVerifier, jws: string, anchor: Anchor): Promise<GlobalConfiguration> {
   return verify(jws, anchor, new Date(), { ignoreClock: true });
+}
+
+/**
+ * A gateway's own signing key under each configuration serial it stored, from configurations that
+ * verify against the anchor (expired ones included: a log outlives its configurations), for
+ * checking its message log offline.
+ */
+export async function storedSigningKeys(db: Kysely<Database>, gatewayId: string, anchor: Anchor, verify: ConfVerifier): Promise<Map<number, KeyObject>> {
+  const rows = await db.selectFrom('gateway_conf').select(['serial', 'jws']).where('gateway_id', '=', gatewayId).orderBy('serial').execute();
+  const out = new Map<number, KeyObject>();
+  for (const r of rows) {
+    try {
+      const conf = await verifyAsIssued(verify, r.jws, anchor);
+      const g = conf.gateways.find((x) => x.id === gatewayId);
+      if (g) out.set(Number(r.serial), importPublicJwk(g.signingKey));
+    } catch {
+      // A stored configuration that does not verify against the anchor proves nothing.
+    }
+  }
+  return out;
 }
 
 /** Indexes over a configuration that the hot path uses on every request. */
@@ -84,7 +104,7 @@ export class ConfClient {
     const row = rows[0];
     if (!row) return;
     try {
-      this.accept(verifyAsIssued(this.opts.verify, row.jws, this.opts.anchor));
+      this.accept(await verifyAsIssued(this.opts.verify, row.jws, this.opts.anchor));
     } catch {
       // A stored copy that no longer verifies is ignored; the fetch decides.
     }
@@ -112,7 +132,7 @@ export class ConfClient {
         throw new OnceOnlyError('service_unavailable', this.lastError);
       }
     }
-    const conf = this.opts.verify(jws, this.opts.anchor, this.now(), this.latest ? { minSerial: this.latest.conf.serial } : {});
+    const conf = await this.opts.verify(jws, this.opts.anchor, this.now(), this.latest ? { minSerial: this.latest.conf.serial } : {});
     const stored = await this.opts.db.selectFrom('gateway_conf').select('serial').where('gateway_id', '=', this.opts.gatewayId).where('serial', '=', conf.serial).executeTakeFirst();
     if (!stored) {
       await this.opts.db

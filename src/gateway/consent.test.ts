@@ -9,7 +9,7 @@ import { request } from 'undici';
 import { IDS, TEST_AGREEMENTS, startExchange, type Exchange } from '../../test/support/exchange.ts';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ConsentStore } from '../consent/consent.ts';
+import { ConsentStore, consentLogRecord } from '../consent/consent.ts';
 import { loadPrivateKey } from '../core/crypto.ts';
 import { TransparencyLog } from '../transparency/log.ts';
 import { transparencyLogId } from './node.ts';
@@ -41,7 +41,7 @@ describe('consent and preview at the provider gateway', () => {
     // The operator's view of the store the provider gateway decides on, logging consent events to
     // the gateway's transparency log as `onceonly consent` does.
     const tlog = new TransparencyLog({ db: ex.gro.store.db, dialect: ex.gro.store.dialect, logId: transparencyLogId(IDS.groGw), signingKey: loadPrivateKey(readFileSync(join(ex.dirs.gro, 'signing.key.pem'), 'utf8')) });
-    consents = new ConsentStore({ db: ex.gro.store.db, agreements: (id) => ex.gro.conf.held()?.agreements.find((a) => a.id === id), now: ex.now, onEvent: async (event, tx) => void (await tlog.appendIn(tx, [event])) });
+    consents = new ConsentStore({ db: ex.gro.store.db, agreements: (id) => ex.gro.conf.held()?.agreements.find((a) => a.id === id), now: ex.now, onEvent: async (event, tx) => void (await tlog.appendIn(tx, [consentLogRecord(event, IDS.groGw)])) });
   });
   after(async () => {
     await ex.stop();
@@ -63,9 +63,14 @@ describe('consent and preview at the provider gateway', () => {
     const withdrawn = await alerts(ex.people.alice);
     assert.equal(withdrawn.status, 500);
     assert.equal(typeOf(withdrawn.body).type, 'consent_required');
-    // The consent events are in the gateway's transparency log.
-    const entries = await ex.gro.store.db.selectFrom('transparency_entry').select('entry').execute();
-    assert.ok(entries.filter((e) => e.entry.includes('onceonly-consent-event-1')).length >= 2);
+    // The consent events are in the gateway's transparency log, as digests: the log names neither
+    // the person nor the items, and the person's record gives back exactly what was committed to.
+    const entries = (await ex.gro.store.db.selectFrom('transparency_entry').select('entry').execute()).map((e) => e.entry);
+    assert.ok(!entries.some((e) => e.includes(ex.people.alice) || e.includes('person.givenName')), 'no person id or item in the log');
+    for (const event of await consents.events(c.id)) {
+      const { digest } = consentLogRecord(event, IDS.groGw);
+      assert.ok(entries.some((e) => e.includes(`"digest":"${digest}"`) && e.includes('"kind":"consent"')), `event ${event.seq} (${event.to}) is in the log`);
+    }
   });
 
   test('an expired consent releases nothing', async () => {

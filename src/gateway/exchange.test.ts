@@ -19,7 +19,7 @@ import { IDS, startExchange, type Exchange } from '../../test/support/exchange.t
 import { loadPrivateKey } from '../core/crypto.ts';
 import { BatchSigner } from '../core/batchsign.ts';
 import { bodyDigest, H, packHeaders, signRequest, type SignedRequestFields } from './protocol.ts';
-import { verifyMessageLog } from './messagelog.ts';
+import { verifyMessageLog } from './messagelog-verify.ts';
 import { signingKeysFromStoredConfs } from '../cli/gateway.ts';
 import { readAnchor, startGateway } from './node.ts';
 import { randomBytes, randomUUID } from 'node:crypto';

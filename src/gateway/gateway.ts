@@ -23,12 +23,14 @@ import { BatchSigner, BatchVerifier } from '../core/batchsign.ts';
 import type { ConfClient } from './confclient.ts';
 import type { MessageLog } from './messagelog.ts';
 import type { GatewayMetrics } from './metrics.ts';
-import type { AccessRecorder } from '../transparency/access.ts';
+import type { AccessRecorder, Release } from '../transparency/access.ts';
+import type { GatewayEvents } from './events.ts';
 import type { ConsentStore } from '../consent/consent.ts';
 import type { PreviewStore } from '../preview/preview.ts';
 import type { ClientAuth } from './isauth.ts';
 import { ClientSide } from './client.ts';
 import { ProviderSide } from './provider.ts';
+import { PeerPool } from './peers.ts';
 
 /** A service a provider subsystem offers through this gateway (`gateway.json` `services`). */
 export const ServiceRegistrationSchema = Type.Object(
@@ -50,6 +52,11 @@ export const ServiceRegistrationSchema = Type.Object(
     description: Type.Optional(Type.String({ maxLength: 500 })),
     /** `rest`: the endpoints listMethods lists (X-Road's endpoint_list; `*` and `**` globs). */
     endpoints: Type.Optional(Type.Array(Type.Object({ method: Type.String({ minLength: 1, maxLength: 10 }), path: Type.String({ minLength: 1, maxLength: 500 }) }, { additionalProperties: false }), { maxItems: 500 })),
+    /**
+     * `registry`: URL of the register's change-event outbox (`GET …?after=&wait=`, `…/types`), set
+     * when the register announces changes (Tell Us Once): the gateway relays them to subscribers.
+     */
+    events: Type.Optional(Type.String({ minLength: 1, maxLength: 2000 })),
     /** `rest`: URL of the service's OpenAPI description, for getOpenAPI. */
     openapi: Type.Optional(Type.String({ minLength: 1, maxLength: 2000 })),
   },
@@ -72,6 +79,8 @@ export interface GatewayOptions {
   consents?: ConsentStore;
   /** Explicit requests and previews, for agreements flagged preview-required (without it those release nothing). */
   previews?: PreviewStore;
+  /** Tell Us Once: subscriptions, feeds and event inboxes (gateway/events). */
+  events?: GatewayEvents;
   metrics: GatewayMetrics;
   signingKey: KeyObject;
   tls: { key: string; cert: string };
@@ -104,6 +113,13 @@ export interface InboundRequest {
   socket?: TLSSocket | undefined;
   /** The body was over the size limit and was not read. */
   oversized?: boolean;
+  /**
+   * Set only by the gateway itself, never from a connection (gateway/server builds requests
+   * without it): a request its own Tell Us Once dispatcher sends as the register's subsystem. It
+   * skips information-system authentication (no outside system speaks), and `release` is the
+   * access record written with the client-side log record when the event was taken.
+   */
+  internal?: { release?: Release };
 }
 
 /** What the gateway answers. */
@@ -125,6 +141,8 @@ export interface GatewayContext {
   readonly window: number;
   readonly signer: BatchSigner;
   readonly verifier: BatchVerifier;
+  /** Connections to other gateways (the exchange, witnessing). */
+  readonly peers: PeerPool;
 }
 
 /** One organisation's gateway. */
@@ -133,6 +151,8 @@ export class Gateway {
   readonly member: string;
   readonly client: ClientSide;
   readonly provider: ProviderSide;
+  /** Connections to other gateways' provider sides. */
+  readonly peers: PeerPool;
 
   constructor(o: GatewayOptions) {
     const gw = parseSubsystemId(o.id, 'gateway.id');
@@ -146,7 +166,9 @@ export class Gateway {
       window: o.timeWindowMs ?? 60_000,
       signer: new BatchSigner(o.signingKey, o.id),
       verifier: new BatchVerifier(),
+      peers: new PeerPool({ conf: o.conf, tls: o.tls, maxResponseSize: o.maxBodyBytes ?? 4 * 1024 * 1024, connectTimeoutMs: o.connectTimeoutMs }),
     };
+    this.peers = ctx.peers;
     this.id = ctx.id;
     this.member = ctx.member;
     this.client = new ClientSide(ctx);

@@ -12,16 +12,8 @@ import { generateSigningKey, sha256hex, verifyEd25519 } from '../core/crypto.ts'
 import { isOnceOnlyError } from '../core/errors.ts';
 import { openStore, type Store } from '../store/db.ts';
 import { eachEngine, PG_URL } from '../../test/support/stores.ts';
-import {
-  GENESIS_HASH,
-  MessageLog,
-  checkpointMessage,
-  formatReport,
-  recordHash,
-  verifyMessageLog,
-  type LogEntryInput,
-  type VerifyReport,
-} from './messagelog.ts';
+import { GENESIS_HASH, MessageLog, checkpointMessage, recordHash, type LogEntryInput } from './messagelog.ts';
+import { formatReport, verifyMessageLog, type VerifyReport } from './messagelog-verify.ts';
 
 const KEYS = generateSigningKey();
 const OTHER = generateSigningKey();

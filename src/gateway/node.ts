@@ -13,9 +13,9 @@ import { Type, type Static } from 'typebox';
 import { checker } from '../core/schema.ts';
 import { ERROR_STATUS, OnceOnlyError, type ErrorType } from '../core/errors.ts';
 import { generateSigningKey, loadPrivateKey, privateKeyPem, publicJwk } from '../core/crypto.ts';
-import { checkParts, formatClientId, memberOfId, parseClientId, parseSubsystemId } from '../core/ids.ts';
+import { checkParts, formatClientId, formatSubsystemId, memberOfId, parseClientId, parseSubsystemId } from '../core/ids.ts';
 import { openStore, type Store } from '../store/db.ts';
-import type { Anchor } from '../central/types.ts';
+import type { Anchor, GlobalConfiguration } from '../central/types.ts';
 import { verifyGlobalConfiguration } from '../central/conf.ts';
 import { ConfClient } from './confclient.ts';
 import { Gateway, ServiceRegistrationSchema, type ServiceRegistration } from './gateway.ts';
@@ -24,7 +24,7 @@ import { createSelfSignedServerCertificate } from '../central/pki.ts';
 import { MessageLog } from './messagelog.ts';
 import { TransparencyLog } from '../transparency/log.ts';
 import { AccessRecorder } from '../transparency/access.ts';
-import { ConsentStore } from '../consent/consent.ts';
+import { ConsentStore, consentLogRecord } from '../consent/consent.ts';
 import { consentRoutes } from '../consent/routes.ts';
 import { readPersonCredentials } from '../consent/credentials.ts';
 import { PreviewStore } from '../preview/preview.ts';
@@ -33,7 +33,14 @@ import type { Agreement } from '../catalogue/agreements.ts';
 import { request } from 'undici';
 import { GatewayMetrics } from './metrics.ts';
 import { createClientServer, createProviderServer } from './server.ts';
+import type { PeerPool } from './peers.ts';
+import { cosignThroughPeers, gatewayWitness, transparencyLogId } from './witnessing.ts';
 import type { App } from '../core/http.ts';
+import { GatewayEvents, WebhookSchema, type RegisterFeed } from './events.ts';
+import { EventStore } from '../events/store.ts';
+import { newWebhookSecret } from '../events/format.ts';
+import { Relay } from '../events/relay.ts';
+import { DEFAULT_RETRY, EmbeddedTransport, type RetryPolicy, type Transport } from '../events/dispatch.ts';
 
 /** `gateway.json`, checked when it is read (unknown keys refused: a misspelt setting is not silently ignored). */
 export const GatewaySettingsSchema = Type.Object(
@@ -51,6 +58,15 @@ export const GatewaySettingsSchema = Type.Object(
     maxBodyBytes: Type.Integer({ minimum: 1024, maximum: 1024 * 1024 * 1024 }),
     /** Global configuration fetch interval, ms. */
     confIntervalMs: Type.Integer({ minimum: 100, maximum: 3_600_000 }),
+    /**
+     * Gateways (ids) asked to cosign each checkpoint of this gateway's transparency log
+     * (gateway/witnessing); verifiers require a quorum of them, 2 by default.
+     */
+    witnesses: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 1100 }), { maxItems: 32, uniqueItems: true })),
+    /** Tell Us Once: how pushed events are retried before they become dead letters (default 8 attempts, 1 s doubling to 5 min). */
+    eventRetry: Type.Optional(Type.Object({ maxAttempts: Type.Integer({ minimum: 1, maximum: 100 }), baseDelayMs: Type.Integer({ minimum: 1, maximum: 3_600_000 }), maxDelayMs: Type.Integer({ minimum: 1, maximum: 86_400_000 }) }, { additionalProperties: false })),
+    /** Tell Us Once: where each subscriber subsystem's system takes pushed events (gateway/events). */
+    webhooks: Type.Optional(Type.Record(Type.String(), WebhookSchema)),
   },
   { additionalProperties: false },
 );
@@ -225,6 +241,28 @@ export function addService(dir: string, subsystem: string, serviceCode: string, 
   return s;
 }
 
+/**
+ * Sets where the gateway pushes change events for one of its subsystems (Tell Us Once): the
+ * subscriber system's URL, with a new Standard Webhooks secret, returned once for that system to
+ * check signatures with (gateway.json, mode 0600, keeps it for signing).
+ */
+export function setWebhook(dir: string, subsystem: string, url: string, o: { timeoutMs?: number; secret?: string } = {}): { secret: string } {
+  const s = readSettings(dir);
+  const sub = formatSubsystemId(parseSubsystemId(subsystem, 'subsystem'));
+  if (memberOfId(sub) !== memberOfId(s.id)) throw new OnceOnlyError('invalid_request', 'a gateway takes events only for its own member\'s subsystems', { field: 'subsystem', expected: `a subsystem of ${memberOfId(s.id)}` });
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    throw new OnceOnlyError('invalid_request', 'the webhook is not a URL', { field: 'url', expected: 'an http(s) URL' });
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new OnceOnlyError('invalid_request', 'the webhook is not an http(s) URL', { field: 'url', expected: 'an http(s) URL' });
+  // A given secret (one the receiving system already holds) is checked by the settings' schema.
+  const secret = o.secret ?? newWebhookSecret();
+  writeSettings(dir, { ...s, webhooks: { ...(s.webhooks ?? {}), [sub]: { url: u.href, secret, timeoutMs: o.timeoutMs ?? 10_000 } } });
+  return { secret };
+}
+
 /** A running gateway. */
 export interface RunningGateway {
   gateway: Gateway;
@@ -237,6 +275,10 @@ export interface RunningGateway {
   providerUrl: string;
   /** What the operator should know at start-up (e.g. information systems not authenticated). */
   warnings: string[];
+  /** Tell Us Once at this gateway. */
+  events: GatewayEvents;
+  /** The push transport, when this gateway relays a register's events. */
+  transport: Transport | undefined;
   stop(): Promise<void>;
 }
 
@@ -250,10 +292,7 @@ async function registryValues(services: Record<string, ServiceRegistration> | un
   return body.items;
 }
 
-/** The name of a gateway's transparency log: its id, then `/transparency`. */
-export function transparencyLogId(gatewayId: string): string {
-  return `${gatewayId}/transparency`;
-}
+export { transparencyLogId } from './witnessing.ts';
 
 /** The client side's TLS key and certificate, made (self-signed) on first use and kept in the directory. */
 async function clientTlsFiles(dir: string, settings: GatewaySettings): Promise<{ key: string; cert: string }> {
@@ -267,14 +306,86 @@ async function clientTlsFiles(dir: string, settings: GatewaySettings): Promise<{
   return { key: readFileSync(keyFile, 'utf8'), cert: readFileSync(certFile, 'utf8') };
 }
 
+/**
+ * Sets the gateways asked to cosign this gateway's transparency log checkpoints (ids checked for
+ * shape here, against the global configuration when the gateway sends). Its own id is refused:
+ * a log cannot witness itself.
+ */
+export function setWitnesses(dir: string, witnesses: readonly string[]): GatewaySettings {
+  const s = readSettings(dir);
+  const ids = witnesses.map((w, i) => formatSubsystemId(parseSubsystemId(w, `witnesses[${i}]`)));
+  if (ids.includes(s.id)) throw new OnceOnlyError('invalid_request', 'a gateway cannot witness its own log', { field: 'witnesses', expected: 'ids of other gateways' });
+  if (new Set(ids).size !== ids.length) throw new OnceOnlyError('invalid_request', 'a witness is named twice', { field: 'witnesses' });
+  if (ids.length > 32) throw new OnceOnlyError('invalid_request', 'at most 32 witnesses', { field: 'witnesses' });
+  const next = { ...s, witnesses: ids };
+  writeSettings(dir, next);
+  return next;
+}
+
+/**
+ * The global configuration a gateway holds, read from its store (verified against its anchor),
+ * for tools that act from a gateway's directory without starting it (the tracker, `transparency
+ * verify --keys-from`).
+ */
+export async function readHeldConfiguration(dir: string): Promise<{ conf: GlobalConfiguration; settings: GatewaySettings }> {
+  const settings = readSettings(dir);
+  const store = await openGatewayStore(dir, process.env['DATABASE_URL'] || undefined);
+  try {
+    const client = new ConfClient({ db: store.db, gatewayId: settings.id, anchor: readAnchor(join(dir, FILES.anchor)), verify: verifyGlobalConfiguration });
+    await client.loadStored();
+    const conf = client.held();
+    if (!conf) throw new OnceOnlyError('global_conf_expired', `gateway ${settings.id} holds no global configuration yet`, { field: '--dir', expected: 'the directory of a gateway that has run' });
+    return { conf, settings };
+  } finally {
+    await store.close();
+  }
+}
+
+/**
+ * Starts relaying the registers' change events to subscribers and pushing them: over NATS
+ * JetStream when a NATS URL is configured, else the embedded dispatcher over the store's queue.
+ * Nothing runs at a gateway that relays no register.
+ */
+async function startTellUsOnce(events: GatewayEvents, registers: Record<string, RegisterFeed>, gatewayId: string, natsUrl: string | undefined, policy: RetryPolicy, warn: (m: string) => void): Promise<{ transport: Transport | undefined; stop: () => Promise<void> }> {
+  const providers = Object.keys(registers);
+  if (providers.length === 0) return { transport: undefined, stop: () => Promise.resolve() };
+  const onError = (what: string) => (e: unknown): void => warn(`${what}: ${e instanceof Error ? e.message : String(e)}`);
+  // The NATS client is loaded only where it is configured: the embedded default needs none of it.
+  const transport: Transport = natsUrl
+    ? new (await import('../events/jetstream.ts')).JetStreamTransport({ servers: natsUrl, store: events.store, policy, onError: onError('the JetStream transport failed') })
+    : new EmbeddedTransport({ store: events.store, policy, leaseName: `dispatch:${gatewayId}`, onError: onError('the event dispatcher failed') });
+  await transport.start((e) => events.deliver(e));
+  const relays = providers.map((provider) => new Relay({
+    store: events.store,
+    provider,
+    fetchEvents: (after, wait, signal) => events.outbox(provider, after, wait, signal),
+    latest: async () => (await events.types(provider, true)).latest,
+    types: async () => (await events.types(provider)).types,
+    readItems: (subject, items, asAt, knownAt) => events.readItems(provider, subject, items, asAt, knownAt),
+    entitled: (s, kind, items) => events.entitled(s, kind, items, events.cachedTypes(provider)),
+    queued: () => transport.wake(),
+    onError: onError(`relaying the change events of ${provider} failed`),
+  }));
+  for (const r of relays) r.start();
+  return {
+    transport,
+    stop: async () => {
+      await Promise.allSettled(relays.map((r) => r.stop()));
+      await transport.stop();
+    },
+  };
+}
+
 /** Opens a gateway's store: PostgreSQL when a URL is given, else `gateway.sqlite` in its directory. */
 export function openGatewayStore(dir: string, databaseUrl?: string, pgSchema?: string): Promise<Store> {
   return openStore({ databaseUrl, sqliteFile: join(dir, FILES.store), ...(pgSchema ? { pgSchema } : {}) });
 }
 
 /** Starts a gateway from its directory. Needs a valid global configuration (stored or fetched). */
-export async function startGateway(dir: string, opts: { databaseUrl?: string | undefined; pgSchema?: string; settings?: Partial<GatewaySettings>; now?: () => Date } = {}): Promise<RunningGateway> {
+export async function startGateway(dir: string, opts: { databaseUrl?: string | undefined; pgSchema?: string; settings?: Partial<GatewaySettings>; now?: () => Date; onWarning?: (message: string) => void; natsUrl?: string | undefined } = {}): Promise<RunningGateway> {
   const settings = { ...readSettings(dir), ...opts.settings };
+  // Background problems after start (a witness down): told as they happen, without personal data.
+  const warn = opts.onWarning ?? ((m: string) => void process.stderr.write(`warning: ${m}\n`));
   const anchor = readAnchor(join(dir, FILES.anchor));
   const store = await openGatewayStore(dir, opts.databaseUrl, opts.pgSchema);
   const nowOpt = opts.now ? { now: opts.now } : {};
@@ -288,13 +399,26 @@ export async function startGateway(dir: string, opts: { databaseUrl?: string | u
     const signingKey = loadPrivateKey(readFileSync(join(dir, FILES.signingKey), 'utf8'));
     const tls = { key: readFileSync(join(dir, FILES.tlsKey), 'utf8'), cert: readFileSync(join(dir, FILES.tlsCert), 'utf8') };
     // The gateway's transparency log, signed with its signing key (published in the configuration).
-    const tlog = new TransparencyLog({ db: store.db, dialect: store.dialect, logId: transparencyLogId(settings.id), signingKey, ...nowOpt });
+    // Set once the gateway (and its connections to peers) exists, before anything is signed.
+    const late: { peers?: PeerPool } = {};
+    const cosign = cosignThroughPeers({
+      gatewayId: settings.id,
+      witnesses: settings.witnesses ?? [],
+      conf,
+      peers: () => late.peers!,
+      log: () => tlog,
+      // Sizes and statuses only: a refusal by an honest witness is evidence of a rewritten log.
+      onOutcome: (o) => {
+        if (!o.ok) warn(`witness ${o.witness} did not cosign the transparency log's checkpoint: ${o.reason ?? 'no reason given'}`);
+      },
+    });
+    const tlog = new TransparencyLog({ db: store.db, dialect: store.dialect, logId: transparencyLogId(settings.id), signingKey, cosign, onError: (e) => warn(`the transparency log could not sign or send a checkpoint: ${e instanceof Error ? e.message : String(e)}`), ...nowOpt });
     const access = new AccessRecorder({ db: store.db, log: tlog, gatewayId: settings.id });
     const log = new MessageLog({ db: store.db, dialect: store.dialect, sqlite: store.sqlite, gatewayId: settings.id, signingKey, confSerial: () => conf.held()?.serial ?? 0, onRelease: (trx, releases) => access.write(trx, releases), ...nowOpt });
     const metrics = new GatewayMetrics();
     const agreementById = (id: string): Agreement | undefined => conf.held()?.agreements.find((a) => a.id === id);
     // Consent events go to the transparency log in the transaction that records them.
-    const consents = new ConsentStore({ db: store.db, agreements: agreementById, onEvent: async (event, tx) => void (await tlog.appendIn(tx, [event])), ...nowOpt });
+    const consents = new ConsentStore({ db: store.db, agreements: agreementById, onEvent: async (event, tx) => void (await tlog.appendIn(tx, [consentLogRecord(event, settings.id)])), ...nowOpt });
     let clientUrl = '';
     const previews = new PreviewStore({ db: store.db, signingKey, baseUrl: () => clientUrl, fetchValues: (person, items, provider) => registryValues(settings.services[provider], person, items), ...nowOpt });
     const loopback = isLoopback(settings.client.host);
@@ -303,7 +427,17 @@ export async function startGateway(dir: string, opts: { databaseUrl?: string | u
     if (!loopback && settings.client.tls !== true) throw new OnceOnlyError('invalid_file', 'a client side reachable from other machines listens with TLS', { file: join(dir, FILES.settings), field: 'client.tls', expected: 'true, or client.host on loopback' });
     const unauthenticated = (conf.held()?.gateways.find((g) => g.id === settings.id)?.subsystems ?? []).filter((x) => !Object.hasOwn(clients, x));
     if (loopback && unauthenticated.length) warnings.push(`information systems are not authenticated for ${unauthenticated.join(', ')}: any process on this machine may speak as them (loopback only; set clients in gateway.json)`);
-    const gateway = new Gateway({ id: settings.id, db: store.db, sqlite: store.sqlite, conf, log, access, consents, previews, metrics, signingKey, tls, services: settings.services, clients, clientLoopback: loopback, logBodies: settings.logBodies, maxBodyBytes: settings.maxBodyBytes, ...nowOpt });
+    // Tell Us Once: the registers this gateway relays change events of, and its subscribers' webhooks.
+    const registers: Record<string, RegisterFeed> = {};
+    for (const [provider, svcs] of Object.entries(settings.services)) {
+      const service = Object.values(svcs).find((x) => x.kind === 'registry' && x.events !== undefined);
+      if (service) registers[provider] = { provider, service, eventsUrl: service.events! };
+    }
+    const late2: { gateway?: Gateway } = {};
+    const events = new GatewayEvents({ gatewayId: settings.id, store: new EventStore(store.db), conf: () => conf.current(), registers, webhooks: settings.webhooks ?? {}, send: (req) => late2.gateway!.client.handle(req), ...nowOpt });
+    const gateway = new Gateway({ id: settings.id, db: store.db, sqlite: store.sqlite, conf, log, access, consents, previews, events, metrics, signingKey, tls, services: settings.services, clients, clientLoopback: loopback, logBodies: settings.logBodies, maxBodyBytes: settings.maxBodyBytes, ...nowOpt });
+    late.peers = gateway.peers;
+    late2.gateway = gateway;
     const clientTls = settings.client.tls ? await clientTlsFiles(dir, settings) : undefined;
     const client = await createClientServer(gateway, conf, metrics, { maxBodyBytes: settings.maxBodyBytes, tls: clientTls });
     // The person's pages and API are served by the provider organisation's gateway on its own side
@@ -312,7 +446,8 @@ export async function startGateway(dir: string, opts: { databaseUrl?: string | u
     const people = readPersonCredentials(dir);
     await client.register(previewRoutes, { previews, authenticate: (c) => people.personFor(c) });
     if (people.size) await client.register(consentRoutes, { consents, credentials: people, receiptKey: signingKey, issuer: settings.id });
-    const provider = await createProviderServer(gateway, { ...tls, ca: conf.held()!.caCertificate }, { maxBodyBytes: settings.maxBodyBytes });
+    const witness = gatewayWitness({ db: store.db, gatewayId: settings.id, signingKey, conf, now: opts.now });
+    const provider = await createProviderServer(gateway, { ...tls, ca: conf.held()!.caCertificate }, { maxBodyBytes: settings.maxBodyBytes, witness });
     clientUrl = (await client.listen({ host: settings.client.host, port: settings.client.port })).replace(/^http:/, clientTls ? 'https:' : 'http:');
     // Fastify names the scheme from its own options; the server factory made it HTTPS.
     const providerUrl = (await provider.listen({ host: settings.provider.host, port: settings.provider.port })).replace(/^http:/, 'https:');
@@ -320,7 +455,9 @@ export async function startGateway(dir: string, opts: { databaseUrl?: string | u
     log.start();
     tlog.start();
     gateway.start();
+    const tellUsOnce = await startTellUsOnce(events, registers, settings.id, opts.natsUrl, settings.eventRetry ?? DEFAULT_RETRY, warn);
     const stop = async (): Promise<void> => {
+      await tellUsOnce.stop();
       conf.stop();
       await Promise.allSettled([client.close(), provider.close()]);
       await gateway.close();
@@ -328,7 +465,7 @@ export async function startGateway(dir: string, opts: { databaseUrl?: string | u
       await tlog.stop();
       await store.close();
     };
-    return { gateway, conf, log, store, client, provider, clientUrl, providerUrl, warnings, stop };
+    return { gateway, conf, log, store, client, provider, clientUrl, providerUrl, warnings, events, transport: tellUsOnce.transport, stop };
   } catch (e) {
     await store.close();
     throw e;

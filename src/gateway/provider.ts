@@ -13,6 +13,7 @@
 import type { TLSSocket } from 'node:tls';
 import { OnceOnlyError, type ErrorType } from '../core/errors.ts';
 import { today } from '../core/dates.ts';
+import { isValidId, parseId } from '../core/subjects.ts';
 import { encodeIdPath, formatClientId, memberOfId, parseClientId, type ServiceId } from '../core/ids.ts';
 import { H, bodyDigest, canonicalRequest, packHeaders, requestHash as hashOf, signResponse, unpackHeaders, verifyRequest, type SignedRequestFields } from './protocol.ts';
 import type { BatchSignature } from '../core/batchsign.ts';
@@ -27,8 +28,8 @@ import type { ConfView } from './confclient.ts';
 import type { GatewayContext, InboundRequest, OutboundResponse, ServiceRegistration } from './gateway.ts';
 import type { Release } from '../transparency/access.ts';
 
-/** Subjects whose releases are recorded for the person: population-register ids. */
-const PERSON_ID = /^P-\d{9}-[0-9X]$/;
+/** Subjects whose releases are recorded for the person: population-register ids, check character included. */
+const isPerson = (id: string): boolean => isValidId('person', id);
 /** Catalogue items that stand for a register's access records (what the data-usage service releases). */
 const USAGE_ITEM = /^[a-z]+\.[A-Za-z]*[uU]sageRecords$/;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -54,8 +55,8 @@ interface ProviderContext {
   service: string;
   userId: string;
   detail: Record<string, unknown>;
-  /** Set when the answer releases items about a person: the access record to write with the log record. */
-  release?: Release;
+  /** Set when the answer releases items about people: the access record(s) to write with the log record. */
+  release?: Release | Release[];
 }
 
 // A TLS connection carries many requests; its peer certificate is read and hashed once.
@@ -244,7 +245,8 @@ export class ProviderSide {
     const providerId = `${target.service.instance}/${target.service.memberClass}/${target.service.memberCode}/${target.service.subsystemCode}`;
     ctx.service = `${providerId}/${target.service.serviceCode}`;
     const registered = g.o.services[providerId];
-    if (!registered || !(v.gateways.get(g.id)?.subsystems.includes(providerId) ?? false)) {
+    const builtin = g.o.events?.builtin(providerId, target.service.serviceCode, registered) ?? false;
+    if ((!registered && !builtin) || !(v.gateways.get(g.id)?.subsystems.includes(providerId) ?? false)) {
       throw new OnceOnlyError('provider_not_served', 'this gateway does not serve that subsystem', { field: 'path.service', expected: 'a subsystem the central assigned to this gateway' });
     }
     requireActiveClient(v, client);
@@ -252,7 +254,7 @@ export class ProviderSide {
     const date = today(now);
     if (METASERVICES.has(target.service.serviceCode) && target.servicePath === '') {
       const m = await providerMetaservice({
-        v, code: target.service.serviceCode, method: req.method, provider: target.service, providerId, client, query, registered, dataUsage: g.o.access !== undefined, date,
+        v, code: target.service.serviceCode, method: req.method, provider: target.service, providerId, client, query, registered: registered ?? {}, dataUsage: g.o.access !== undefined, date,
         fetchDescription: async (s) => {
           const d = await this.#upstream.call({ ...s, url: s.openapi!, headers: s.headers ?? {} }, { method: 'GET', pathAndQuery: '', headers: [['accept', 'application/json, application/yaml;q=0.9']], body: null });
           if (d.status !== 200) throw new OnceOnlyError('service_failed', `the service description answered ${d.status}`);
@@ -261,6 +263,18 @@ export class ProviderSide {
       });
       return { status: m.status, headers: [['content-type', m.contentType]], body: m.body };
     }
+    if (builtin) {
+      // Tell Us Once (gateway/events): subscriptions and the feed at a register, the event inbox at a subscriber.
+      const b = await g.o.events!.handle(target.service.serviceCode, {
+        v, method: req.method, servicePath: target.servicePath, query, body: req.body, client, provider: providerId, purpose: ctx.fields.purpose, agreement: ctx.fields.agreement,
+        xroadId: ctx.fields.id, userId: ctx.userId, date, now,
+      });
+      ctx.items = b.items;
+      ctx.agreement = b.agreement;
+      if (b.release) ctx.release = b.release;
+      return { status: b.status, headers: b.contentType && b.status !== 204 ? [['content-type', b.contentType]] : [], body: b.body };
+    }
+    if (!registered) throw new OnceOnlyError('unknown_service', 'the subsystem offers no such service', { field: 'path.service' });
     if (target.service.serviceCode === DATA_USAGE_SERVICE && g.o.access && !registered[DATA_USAGE_SERVICE]) return this.#dataUsage(v, target.servicePath, query, client, providerId, date, ctx);
     const service = registered[target.service.serviceCode];
     if (!service) throw new OnceOnlyError('unknown_service', 'the subsystem offers no such service', { field: 'path.service' });
@@ -283,12 +297,12 @@ export class ProviderSide {
     // 7. The person's own say, where the agreement gives them one.
     const person = read.id;
     if (agreement.consentRequired) {
-      const consent = g.o.consents && PERSON_ID.test(person) ? await g.o.consents.inForce({ person, controller: client, purpose: agreement.purpose.id, items: read.items, agreement: agreement.id, at: now }) : null;
+      const consent = g.o.consents && isPerson(person) ? await g.o.consents.inForce({ person, controller: client, purpose: agreement.purpose.id, items: read.items, agreement: agreement.id, at: now }) : null;
       if (!consent) throw new OnceOnlyError('consent_required', `agreement ${agreement.id} releases data only while the person's consent covers the request`, { agreement: agreement.id });
     }
     if (agreement.previewRequired) {
       // An existence check asks for no items, so there is nothing to preview: it is refused.
-      if (!g.o.previews || !PERSON_ID.test(person) || read.items.length === 0 || time) {
+      if (!g.o.previews || !isPerson(person) || read.items.length === 0 || time) {
         throw new OnceOnlyError('preview_required', `agreement ${agreement.id} releases data only after the person has seen and approved it`, { agreement: agreement.id });
       }
       // OOTS explicit request: the first request opens a preview at the source; after the person
@@ -302,7 +316,7 @@ export class ProviderSide {
     // 8. Call the registry with exactly the read that was checked, then check its answer.
     const upstream = await this.#upstream.call(service, { method: 'GET', pathAndQuery: `${servicePath}${query ? `?${query}` : ''}`, headers: [['accept', 'application/json']], body: null });
     checkRegistryAnswer(read, providerId, date, upstream);
-    if (upstream.status === 200 && PERSON_ID.test(person)) {
+    if (upstream.status === 200 && isPerson(person)) {
       ctx.release = {
         person, client, provider: providerId, service: `${providerId}/${svc.serviceCode}`, items: read.exists ? [] : read.items,
         agreement: agreement.id, purpose: agreement.purpose.id, legalBasis: agreement.legalBasis, requestId: ctx.fields.id, userId: ctx.userId || null,
@@ -333,8 +347,8 @@ export class ProviderSide {
    */
   async #dataUsage(v: ConfView, servicePath: string, query: string, client: string, providerId: string, date: string, ctx: ProviderContext): Promise<Answer> {
     const access = this.#g.o.access!;
-    const person = /^\/([^/]+)$/.exec(servicePath)?.[1] ?? '';
-    if (!PERSON_ID.test(person)) throw new OnceOnlyError('invalid_identifier', 'the data-usage service is asked for /{person id}', { field: 'path', expected: '/P-#########-#' });
+    // A mistyped check character is refused as such, never answered "no recorded uses".
+    const person = parseId('person', /^\/([^/]+)$/.exec(servicePath)?.[1] ?? '', 'path');
     const q = new URLSearchParams(query);
     for (const k of new Set(q.keys())) {
       if (!['items', 'page', 'pageSize'].includes(k)) throw new OnceOnlyError('invalid_request', `the query parameter ${JSON.stringify(k.slice(0, 40))} is not part of the data-usage service`, { field: `query.${k.slice(0, 40)}`, expected: 'items, page, pageSize' });

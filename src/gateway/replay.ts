@@ -10,6 +10,7 @@ import type { CompiledQuery, Kysely } from 'kysely';
 import type SQLite from 'better-sqlite3';
 import type { Database } from '../store/schema.ts';
 import { OnceOnlyError } from '../core/errors.ts';
+import { GroupCommit } from '../core/batch.ts';
 
 export class ReplayGuard {
   readonly #db: Kysely<Database>;
@@ -19,7 +20,7 @@ export class ReplayGuard {
   readonly #now: () => Date;
   #insert: CompiledQuery | undefined;
   #raw: SQLite.Statement | undefined;
-  #queue: { params: [string, string, string, string]; resolve: (fresh: boolean) => void; reject: (e: unknown) => void }[] = [];
+  #batcher: GroupCommit<[string, string, string, string], boolean> | undefined;
   #sweep: NodeJS.Timeout | undefined;
 
   /** `retainMs`: how long an id is remembered; at least twice the accepted clock window. */
@@ -57,26 +58,14 @@ export class ReplayGuard {
    * primary key decide, per row, whether the id was new.
    */
   #batch(params: [string, string, string, string]): Promise<boolean> {
-    return new Promise((resolve, reject) => {
-      if (this.#queue.length === 0) {
-        setImmediate(() => {
-          const batch = this.#queue;
-          this.#queue = [];
-          const sqlite = this.#sqlite!;
-          this.#raw ??= sqlite.prepare('INSERT OR IGNORE INTO replay_guard (gateway_id, client, request_id, expires_at) VALUES (?, ?, ?, ?)');
-          const stmt = this.#raw;
-          const write = sqlite.transaction(() => batch.map((b) => stmt.run(...b.params).changes === 1));
-          this.#db
-            .connection()
-            .execute(() => Promise.resolve(write()))
-            .then(
-              (results) => batch.forEach((b, i) => b.resolve(results[i] === true)),
-              (e: unknown) => batch.forEach((b) => b.reject(e)),
-            );
-        });
-      }
-      this.#queue.push({ params, resolve, reject });
+    this.#batcher ??= new GroupCommit<[string, string, string, string], boolean>((rows) => {
+      const sqlite = this.#sqlite!;
+      this.#raw ??= sqlite.prepare('INSERT OR IGNORE INTO replay_guard (gateway_id, client, request_id, expires_at) VALUES (?, ?, ?, ?)');
+      const stmt = this.#raw;
+      const write = sqlite.transaction(() => rows.map((r) => stmt.run(...r).changes === 1));
+      return this.#db.connection().execute(() => Promise.resolve(write()));
     });
+    return this.#batcher.submit(params);
   }
 
   /** Starts deleting expired ids every 30 s. */

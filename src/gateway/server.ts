@@ -21,6 +21,9 @@ import type { Gateway, InboundRequest, OutboundResponse } from './gateway.ts';
 import type { ConfClient } from './confclient.ts';
 import type { GatewayMetrics } from './metrics.ts';
 import { renderError, toXRoadError, type Side } from './xroad.ts';
+import { MAX_ADD_CHECKPOINT_BYTES, type Witness, type WitnessAnswer } from '../transparency/witness.ts';
+import { WITNESS_PREFIX } from './witnessing.ts';
+import type { FastifyReply } from 'fastify';
 
 type Handler = (req: InboundRequest) => Promise<OutboundResponse>;
 
@@ -140,10 +143,10 @@ export async function createClientServer(gw: Gateway, conf: ConfClient, metrics:
   return app;
 }
 
-/** The provider-side server: HTTPS, client certificates requested and checked per request. */
-export async function createProviderServer(gw: Gateway, tls: { key: string; cert: string; ca: string }, opts: { maxBodyBytes: number }): Promise<App> {
+/** The provider-side server: HTTPS, client certificates requested and checked per request; and the gateway's witness. */
+export async function createProviderServer(gw: Gateway, tls: { key: string; cert: string; ca: string }, opts: { maxBodyBytes: number; witness?: Witness }): Promise<App> {
   const limit = opts.maxBodyBytes;
-  return createApp({
+  const app = await createApp({
     title: `onceonly gateway ${gw.id} (provider side)`,
     // rejectUnauthorized is off so that a bad certificate gets a typed, signed refusal instead of
     // a bare handshake failure; the handler refuses every request whose socket is not authorized.
@@ -157,4 +160,21 @@ export async function createProviderServer(gw: Gateway, tls: { key: string; cert
       return server;
     },
   });
+  const witness = opts.witness;
+  if (witness) await app.register((scope, _o, done) => witnessRoutes(scope, witness, done), { prefix: WITNESS_PREFIX });
+  return app;
+}
+
+/**
+ * c2sp.org/tlog-witness on the provider side. Requests need no gateway certificate: the spec
+ * authenticates nothing but the checkpoint's signature, which must be a configured gateway's.
+ * Its request has no specified media type, so any is read as bytes.
+ */
+function witnessRoutes(scope: App, witness: Witness, done: (err?: Error) => void): void {
+  scope.removeAllContentTypeParsers();
+  scope.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: MAX_ADD_CHECKPOINT_BYTES }, (_req, body, next) => next(null, body));
+  const send = (reply: FastifyReply, a: WitnessAnswer): FastifyReply => reply.status(a.status).header('content-type', a.contentType).header('cache-control', 'no-store').send(a.body);
+  scope.post('/add-checkpoint', { schema: { hide: true }, bodyLimit: MAX_ADD_CHECKPOINT_BYTES }, async (req, reply) => send(reply, await witness.addCheckpoint(Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0))));
+  scope.get('/:origin/checkpoint', { schema: { hide: true } }, async (req, reply) => send(reply, await witness.latest((req.params as { origin: string }).origin)));
+  done();
 }

@@ -8,12 +8,14 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { IDS, TEST_AGREEMENTS, startExchange, type Exchange } from '../../test/support/exchange.ts';
 import { verifyAccessRecord, type AccessPage } from '../transparency/access.ts';
-import { verifyLog } from '../transparency/log.ts';
+import { verifyLog } from '../transparency/verify.ts';
 import { transparencyLogId } from './node.ts';
 import { track } from '../cli/tracker.ts';
 import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
-import { addService, initGateway, startGateway, type RunningGateway } from './node.ts';
+import { addService, initGateway, setWitnesses, startGateway, type RunningGateway } from './node.ts';
+import { gatewayLogVerifier, witnessName, witnessPolicy } from './witnessing.ts';
+import { logOrigin, logVerifier } from '../transparency/formats.ts';
 import { freePort } from '../demo/ports.ts';
 
 const PORTAL = 'UK/MUN/LEEDS/portal';
@@ -24,6 +26,8 @@ const TRACKER = { 'x-road-client': PORTAL, 'x-onceonly-purpose': 'citizen-data-t
 let ex: Exchange;
 let dwp: RunningGateway;
 let disabilityRegister: Server;
+// What the gateways say in the background (a witness refusing to cosign): sizes and statuses only.
+const warnings: string[] = [];
 
 describe('access records and the data-usage service', () => {
   before(async () => {
@@ -57,9 +61,14 @@ describe('access records and the data-usage service', () => {
         { id: 'portal-tracker', client: PORTAL, provider: IDS.population, items: ['person.usageRecords'], purpose: { id: 'citizen-data-tracker', description: 'Show people every use of their data.' }, legalBasis: 'UK GDPR Art. 15 (synthetic)', validFrom: '2020-01-01', validUntil: '2099-12-31' },
       ],
     });
+    // Each register's log is witnessed by the two other organisations' gateways, the quorum the
+    // tracker requires by default.
+    setWitnesses(ex.dirs.gro, [IDS.leedsGw, DWP_GW]);
+    setWitnesses(dwpDir, [IDS.groGw, IDS.leedsGw]);
     await ex.gro.conf.fetch();
     await ex.leeds.conf.fetch();
-    dwp = await startGateway(dwpDir, { settings: { confIntervalMs: 60_000 }, now: ex.now });
+    dwp = await startGateway(dwpDir, { settings: { confIntervalMs: 60_000 }, now: ex.now, onWarning: (m) => warnings.push(m) });
+    await ex.restartGateway('gro', { onWarning: (m) => warnings.push(m) });
     await ex.leeds.conf.fetch();
   });
   after(async () => {
@@ -108,16 +117,25 @@ describe('access records and the data-usage service', () => {
     assert.equal(first.purpose, 'resident-parking-permit');
     assert.equal(first.legalBasis, 'Synthetic agreement for tests');
     assert.equal(first.userId, 'clerk-17');
-    const key = ex.leeds.conf.held()!.gateways.find((g) => g.id === IDS.groGw)!.signingKey;
+    const conf = ex.leeds.conf.held()!;
+    const key = gatewayLogVerifier(conf, IDS.groGw)!;
+    const policy = witnessPolicy(conf, IDS.groGw);
     for (const { record, proof } of page.records) {
-      const v = verifyAccessRecord(record, proof, key);
+      const v = verifyAccessRecord(record, proof, key, policy);
       assert.ok(v.ok, v.ok ? '' : v.reason);
+      // Cosigned by both other gateways, each under its witness name.
+      assert.match(v.details.join('\n'), new RegExp(`cosigned by ${witnessName(IDS.leedsGw)}[\\s\\S]*cosigned by ${witnessName(DWP_GW)}|cosigned by ${witnessName(DWP_GW)}[\\s\\S]*cosigned by ${witnessName(IDS.leedsGw)}`));
     }
     // An altered record no longer matches its log entry; a proof against another key fails.
     const altered = { ...first, client: 'UK/GOV/DWP/benefits' };
     assert.equal(verifyAccessRecord(altered, page.records[1]!.proof, key).ok, false);
-    const otherKey = ex.leeds.conf.held()!.gateways.find((g) => g.id === IDS.leedsGw)!.signingKey;
+    const otherKey = logVerifier(transparencyLogId(IDS.groGw), conf.gateways.find((g) => g.id === IDS.leedsGw)!.signingKey);
     assert.equal(verifyAccessRecord(first, page.records[1]!.proof, otherKey).ok, false);
+    // A quorum the witnesses cannot reach.
+    assert.match((() => {
+      const v = verifyAccessRecord(first, page.records[1]!.proof, key, { ...policy, quorum: 3 });
+      return v.ok ? '' : v.reason;
+    })(), /cosigned by 2 of the 2 witnesses trusted.*3 are required/);
     // Paging.
     const p2 = await usage(ex.people.alice, '&page=2&pageSize=1');
     assert.equal(p2.page.records.length, 1);
@@ -153,6 +171,62 @@ describe('access records and the data-usage service', () => {
     assert.ok(r.records.every((x) => x.verified && x.record.person === ex.people.bob));
     const alice = await track(ex.people.alice, { dir: ex.dirs.leeds, client: PORTAL });
     assert.ok(alice.records.length === 2 && alice.records.every((x) => x.record.person === ex.people.alice));
-    await assert.rejects(track('P-123', { dir: ex.dirs.leeds, client: PORTAL }), /not a population-register id/);
+    await assert.rejects(track('P-123', { dir: ex.dirs.leeds, client: PORTAL }), /not a person identifier/);
+    const strict = await track(ex.people.bob, { dir: ex.dirs.leeds, client: PORTAL, quorum: 3 });
+    assert.ok(strict.records.every((x) => !x.verified && /3 are required/.test(x.check)));
+  });
+
+  test('an access record deleted from the register\'s store is reported by its log entry', async () => {
+    const db = ex.gro.store.db;
+    const row = await db.selectFrom('access_record').selectAll().where('person', '=', ex.people.alice).orderBy('tlog_index').limit(1).executeTakeFirstOrThrow();
+    await db.deleteFrom('access_record').where('gateway_id', '=', row.gateway_id).where('tlog_index', '=', row.tlog_index).execute();
+    const report = await verifyLog(db, transparencyLogId(IDS.groGw));
+    assert.equal(report.ok, false);
+    assert.deepEqual(report.problems.map((p) => `${p.kind}@${p.position}`), [`access@${Number(row.tlog_index)}`]);
+    assert.match(report.problems[0]!.message, new RegExp(`entry ${Number(row.tlog_index)} records a release by ${IDS.groGw.replaceAll('/', '\\/')} .* its access record is missing`));
+    assert.ok(!report.problems[0]!.message.includes(ex.people.alice), 'the report names no person');
+    // Altered instead of deleted: reported as altered.
+    await db.insertInto('access_record').values({ ...row, purpose: 'something-else' }).execute();
+    const altered = await verifyLog(db, transparencyLogId(IDS.groGw));
+    assert.match(altered.problems[0]?.message ?? '', /no longer matches that digest: it was altered/);
+    await db.updateTable('access_record').set({ purpose: row.purpose }).where('gateway_id', '=', row.gateway_id).where('tlog_index', '=', row.tlog_index).execute();
+    assert.equal((await verifyLog(db, transparencyLogId(IDS.groGw))).ok, true);
+  });
+
+  test('a register that truncates its log and re-signs it is refused by the witnesses, and the tracker says so', async () => {
+    const db = ex.gro.store.db;
+    const logId = transparencyLogId(IDS.groGw);
+    const origin = logOrigin(logId);
+    const witnessed = async (gw: RunningGateway): Promise<number> => Number((await gw.store.db.selectFrom('transparency_witness').select('tree_size').where('origin', '=', origin).executeTakeFirstOrThrow()).tree_size);
+    const size = Number((await db.selectFrom('transparency_tree').select('size').where('log', '=', logId).executeTakeFirstOrThrow()).size);
+    assert.equal(await witnessed(ex.leeds), size, 'both witnesses hold the latest size');
+    assert.equal(await witnessed(dwp), size);
+    // The register hides its last release: the record, its log entry, the subtrees over it, the
+    // heads and cosignatures that counted it; the tree is set back one entry. Everything left is
+    // self-consistent (verify-log on the store alone cannot tell).
+    const last = size - 1;
+    await db.deleteFrom('access_record').where('tlog_index', '=', last).execute();
+    await db.deleteFrom('transparency_entry').where('log', '=', logId).where('seq', '=', last).execute();
+    for (let level = 1; 2 ** level <= size; level++) {
+      const idx = Math.floor(last / 2 ** level);
+      if ((idx + 1) * 2 ** level === size) await db.deleteFrom('transparency_node').where('log', '=', logId).where('level', '=', level).where('idx', '=', idx).execute();
+    }
+    await db.deleteFrom('transparency_head').where('log', '=', logId).where('tree_size', '>=', last).execute();
+    await db.deleteFrom('transparency_cosignature').where('log', '=', logId).execute();
+    await db.updateTable('transparency_tree').set({ size: last }).where('log', '=', logId).execute();
+    assert.equal((await verifyLog(db, logId)).ok, true, 'the store alone shows nothing');
+    warnings.length = 0;
+    // The tracker's request makes the register sign the shortened log and ask the witnesses.
+    const r = await track(ex.people.alice, { dir: ex.dirs.leeds, client: PORTAL });
+    const fromGro = r.records.filter((x) => x.record.provider === IDS.population);
+    assert.ok(fromGro.length > 0);
+    for (const x of fromGro) {
+      assert.equal(x.verified, false);
+      assert.match(x.check, /cosigned by 0 of the 2 witnesses trusted/);
+    }
+    assert.equal(await witnessed(ex.leeds), size, 'the witnesses kept the size they cosigned');
+    assert.equal(await witnessed(dwp), size);
+    assert.equal(warnings.filter((w) => /did not cosign/.test(w) && /has cosigned size \d+, larger than this checkpoint's/.test(w)).length, 2, warnings.join('\n'));
+    assert.ok(warnings.every((w) => !w.includes(ex.people.alice) && !w.includes(ex.people.bob)), 'no person in the warnings');
   });
 });

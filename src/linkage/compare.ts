@@ -21,6 +21,33 @@ const MAX_COMPARED = 500;
 let flagsMax = new Uint8Array(64);
 let matchIdx = new Int32Array(64);
 
+/** The characters of `v` as bits (char code mod 32): a summary for {@link jaroWinklerAtMost}. */
+export function letterMask(v: string): number {
+  let m = 0;
+  for (let i = 0; i < v.length; i++) m |= 1 << (v.charCodeAt(i) & 31);
+  return m;
+}
+
+function popcount(x: number): number {
+  x -= (x >>> 1) & 0x55555555;
+  x = (x & 0x33333333) + ((x >>> 2) & 0x33333333);
+  return (((x + (x >>> 4)) & 0x0f0f0f0f) * 0x01010101) >>> 24;
+}
+
+/**
+ * An upper bound on jaroWinkler(a, b) from the lengths and {@link letterMask}s alone. Most pairs
+ * blocking forms are of different people, whose names share few letters; the bound settles them
+ * without the comparison (a name absent from its own mask's letters cannot be matched, so at
+ * most `length - missing letters` characters match; Winkler's prefix adds at most 0.4 of the rest).
+ */
+export function jaroWinklerAtMost(a: string, b: string, ma: number, mb: number): number {
+  if (a.length > MAX_COMPARED || b.length > MAX_COMPARED) return 1;
+  const m = Math.min(a.length - popcount(ma & ~mb), b.length - popcount(mb & ~ma));
+  if (m <= 0) return 0;
+  const jaro = (m / a.length + m / b.length + 1) / 3;
+  return jaro + 0.4 * (1 - jaro);
+}
+
 /**
  * Jaro-Winkler similarity (Jaro 1989; Winkler 1990): prefix scale 0.1 over at most 4 characters,
  * applied when the Jaro score is at least 0.7. The same algorithm as talisman's, step for step
@@ -206,6 +233,11 @@ export function derive(kind: FieldKind, transform: string | undefined, v: string
       return kind === 'dob' ? v.slice(0, 4) : null;
     case 'monthday':
       return kind === 'dob' ? v.slice(4, 8) : null;
+    case 'yearmonth':
+      return kind === 'dob' ? v.slice(0, 6) : null;
+    case 'yearday':
+      // The day kept with the year: a typo or a swap in the month leaves both.
+      return kind === 'dob' ? v.slice(0, 4) + v.slice(6, 8) : null;
     case 'outward':
       return kind === 'postcode' ? postcodeOutward(v) : null;
     case 'sector':
@@ -222,4 +254,4 @@ export function derive(kind: FieldKind, transform: string | undefined, v: string
   }
 }
 
-export const TRANSFORMS = ['dm', 'first', 'year', 'monthday', 'outward', 'sector', 'local', 'prefixN'] as const;
+export const TRANSFORMS = ['dm', 'first', 'year', 'monthday', 'yearmonth', 'yearday', 'outward', 'sector', 'local', 'prefixN'] as const;

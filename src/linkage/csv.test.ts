@@ -12,9 +12,10 @@ import fc from 'fast-check';
 import { parse as csvParse } from 'csv-parse/sync';
 import { isOnceOnlyError, type ErrorType, type OnceOnlyError } from '../core/errors.ts';
 import { expectError as expectTyped } from '../../test/support/errors.ts';
-import { csvLine, MAX_COMPARED_CHARS, parseCsvRecords, readTable, readTableFromString, refuseLongValues, writeCsv, writeTextFile } from './csv.ts';
+import { csvLine, MAX_COMPARED_CHARS, parseCsvRecords, readTable, readTableFromString, refuseLongValues, writeCsv } from './csv.ts';
+import { writeTextFile } from '../core/files.ts';
 
-const DATA = fileURLToPath(new URL('../../../shared/data/linkage/', import.meta.url));
+const DATA = fileURLToPath(new URL('../../test/fixtures/linkage/', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'onceonly-csv-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 

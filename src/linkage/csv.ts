@@ -9,9 +9,11 @@
  * agree on every input both accept.
  */
 import { isUtf8 } from 'node:buffer';
-import { closeSync, openSync, readFileSync, readSync, realpathSync, renameSync, rmSync, statSync, writeSync, type Stats } from 'node:fs';
+import { closeSync, openSync, readFileSync, readSync, statSync, type Stats } from 'node:fs';
 import { OnceOnlyError, type ErrorDetail } from '../core/errors.ts';
+import { writeAll, writeAtomically } from '../core/files.ts';
 import type { Cell, Table } from './types.ts';
+import { clip, clipList, shown, shownList } from './shown.ts';
 
 /**
  * Default largest input accepted, in bytes. V8 cannot hold a string longer than 2^29 - 24
@@ -191,16 +193,16 @@ function buildFromRecords(reader: RecordReader, source: string, idColumn: string
     if (id === null) {
       throw new OnceOnlyError(
         'invalid_file',
-        `${source}, line ${line}: the record has no value in the id column "${idColumn}". Every record needs its own id.`,
-        { file: source, line, field: idColumn, expected: 'a non-empty id' },
+        `${source}, line ${line}: the record has no value in the id column ${shown(idColumn)}. Every record needs its own id.`,
+        { file: source, line, field: clip(idColumn), expected: 'a non-empty id' },
       );
     }
     const firstLine = firstLineOf.get(id);
     if (firstLine !== undefined) {
       throw new OnceOnlyError(
         'invalid_file',
-        `${source}, line ${line}: the id ${quoteForMessage(id)} in column "${idColumn}" was already used on line ${firstLine}. Every record needs its own id.`,
-        { file: source, line, firstLine, field: idColumn, id, expected: 'an id not used by an earlier record' },
+        `${source}, line ${line}: the id ${quoteForMessage(id)} in column ${shown(idColumn)} was already used on line ${firstLine}. Every record needs its own id.`,
+        { file: source, line, firstLine, field: clip(idColumn), id: clip(id), expected: 'an id not used by an earlier record' },
       );
     }
     firstLineOf.set(id, line);
@@ -238,8 +240,8 @@ export function refuseLongValues(table: Table, columns: readonly string[], maxCh
       const where = line !== undefined ? `line ${line}` : `record ${i + 1}`;
       throw new OnceOnlyError(
         'invalid_file',
-        `${table.source}, ${where}: the value in column "${column}" is ${v.length.toLocaleString('en-GB')} characters long; a value that is compared may be at most ${maxChars.toLocaleString('en-GB')}. No name, date, address, postcode or email is that long: check that the column holds what it is taken to hold.`,
-        { file: table.source, ...(line !== undefined ? { line } : { record: i + 1 }), field: column, length: v.length, expected: `at most ${maxChars} characters` },
+        `${table.source}, ${where}: the value in column ${shown(column)} is ${v.length.toLocaleString('en-GB')} characters long; a value that is compared may be at most ${maxChars.toLocaleString('en-GB')}. No name, date, address, postcode or email is that long: check that the column holds what it is taken to hold.`,
+        { file: table.source, ...(line !== undefined ? { line } : { record: i + 1 }), field: clip(column), length: v.length, expected: `at most ${maxChars} characters` },
       );
     }
   }
@@ -261,8 +263,8 @@ function checkHeader(header: Cell[], source: string, line: number): string[] {
     if (earlier !== undefined) {
       throw new OnceOnlyError(
         'invalid_file',
-        `${source}, line ${line}: the header names the column "${name}" twice (columns ${earlier + 1} and ${i + 1}). Every column needs a different name.`,
-        { file: source, line, field: name, positions: [earlier + 1, i + 1], expected: 'distinct column names' },
+        `${source}, line ${line}: the header names the column ${shown(name)} twice (columns ${earlier + 1} and ${i + 1}). Every column needs a different name.`,
+        { file: source, line, field: clip(name), positions: [earlier + 1, i + 1], expected: 'distinct column names' },
       );
     }
     const looks = looksLikeData(name);
@@ -294,15 +296,15 @@ function looksLikeData(cell: string): string | null {
 function missingIdColumn(source: string, line: number, idColumn: string, columns: string[]): OnceOnlyError {
   const hints: string[] = [];
   const caseless = columns.find((c) => c.toLowerCase() === idColumn.toLowerCase());
-  if (caseless !== undefined) hints.push(`Did you mean "${caseless}"? Column names are case-sensitive.`);
+  if (caseless !== undefined) hints.push(`Did you mean ${shown(caseless)}? Column names are case-sensitive.`);
   const only = columns.length === 1 ? (columns[0] ?? '') : '';
   if (only.includes(';') || only.includes('\t')) {
     hints.push(`The header seems to separate names with ${only.includes(';') ? 'semicolons' : 'tabs'}; this reader expects commas.`);
   }
   return new OnceOnlyError(
     'invalid_file',
-    `${source}, line ${line}: the header has no column named "${idColumn}", which is needed to identify each record. Columns found: ${columns.map((c) => `"${c}"`).join(', ')}.${hints.length > 0 ? ` ${hints.join(' ')}` : ''}`,
-    { file: source, line, field: idColumn, columns, expected: `a header column named "${idColumn}"` },
+    `${source}, line ${line}: the header has no column named ${shown(idColumn)}, which is needed to identify each record. Columns found: ${shownList(columns)}.${hints.length > 0 ? ` ${hints.join(' ')}` : ''}`,
+    { file: source, line, field: clip(idColumn), columns: clipList(columns), expected: `a header column named ${shown(idColumn)}` },
   );
 }
 
@@ -623,73 +625,4 @@ export function writeCsv(file: string, header: string[], rows: Iterable<(string 
     }
     writeAll(fd, chunk);
   });
-}
-
-/**
- * Writes text (a JSON model, an HTML report) the way {@link writeCsv} writes CSV: to a temporary
- * file renamed into place, so a failure never leaves half a file, and with a typed error naming
- * the file when it cannot be written.
- */
-export function writeTextFile(file: string, text: string): void {
-  writeAtomically(file, (fd) => writeAll(fd, text));
-}
-
-/**
- * Writes through `write` to a temporary file beside the target, then renames it into place. The
- * target's real path is used, so a symbolic link stays a link to the new file. A target that is
- * not a regular file (/dev/null, /dev/stdout, a pipe) is written directly: renaming over a device
- * would replace it, and a process run as root would then have put a regular file at /dev/null.
- */
-function writeAtomically(file: string, write: (fd: number) => void): void {
-  let fd: number | undefined;
-  let tmp: string | undefined;
-  try {
-    let target = file;
-    let special = false;
-    try {
-      target = realpathSync(file);
-      special = !statSync(target).isFile();
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-    }
-    if (special) {
-      fd = openSync(target, 'w');
-      write(fd);
-      closeSync(fd);
-      fd = undefined;
-      return;
-    }
-    tmp = `${target}.${process.pid}.tmp`;
-    // 'wx': never write through a file or symbolic link that is already there under this name.
-    fd = openSync(tmp, 'wx');
-    write(fd);
-    closeSync(fd);
-    fd = undefined;
-    renameSync(tmp, target);
-    tmp = undefined;
-  } catch (e) {
-    if (fd !== undefined) {
-      try {
-        closeSync(fd);
-      } catch {
-        // Already failing: the first error is the one to report.
-      }
-    }
-    // Only a temporary file this call created is removed, never one that was there before it.
-    const created = tmp !== undefined && !(fd === undefined && (e as NodeJS.ErrnoException).syscall === 'open');
-    if (created && tmp !== undefined) rmSync(tmp, { force: true });
-    if (isFsError(e)) {
-      throw new OnceOnlyError('invalid_file', `${file} could not be written (${e.code ?? e.message}).`, { file, code: e.code, expected: 'a writable path' });
-    }
-    throw e;
-  }
-}
-
-function writeAll(fd: number, text: string): void {
-  const bytes = Buffer.from(text, 'utf8');
-  for (let off = 0; off < bytes.length; ) off += writeSync(fd, bytes, off);
-}
-
-function isFsError(e: unknown): e is NodeJS.ErrnoException {
-  return e instanceof Error && typeof (e as NodeJS.ErrnoException).syscall === 'string';
 }

@@ -6,6 +6,7 @@
  */
 import { isCalendarDate, normaliseDob } from './compare.ts';
 import type { FieldKind, FieldSpec, Table } from './types.ts';
+import { clip } from './shown.ts';
 
 /** Header spellings per kind, compared after lower-casing and turning non-alphanumerics into `_`. */
 const HEADERS: [FieldKind, RegExp][] = [
@@ -73,7 +74,7 @@ export function detectFields(table: Table): { fields: FieldSpec[]; notes: string
   const unknown: number[] = [];
   table.columns.forEach((h, c) => {
     if (isIdColumn(table, c)) {
-      notes.push(`${h}: the record id, not compared`);
+      notes.push(`${clip(h)}: the record id, not compared`);
       return;
     }
     const key = headerKey(h);
@@ -83,20 +84,20 @@ export function detectFields(table: Table): { fields: FieldSpec[]; notes: string
       return;
     }
     if (taken.has(kind)) {
-      notes.push(`${h}: ignored, ${kind} is already taken from another column`);
+      notes.push(`${clip(h)}: ignored, ${kind} is already taken from another column`);
       return;
     }
     const check = CONTENT[kind];
     if (check) {
       const s = share(table, c, check);
       if (s.filled > 0 && s.share < 0.5) {
-        notes.push(`${h}: header says ${kind} but only ${Math.round(s.share * 100)}% of values look like one; not used`);
+        notes.push(`${clip(h)}: header says ${kind} but only ${Math.round(s.share * 100)}% of values look like one; not used`);
         return;
       }
     }
     taken.add(kind);
     fields.push({ column: h, kind });
-    notes.push(`${h}: ${kind} (by header)`);
+    notes.push(`${clip(h)}: ${kind} (by header)`);
   });
   for (const c of unknown) {
     const h = table.columns[c]!;
@@ -112,9 +113,9 @@ export function detectFields(table: Table): { fields: FieldSpec[]; notes: string
     if (chosen) {
       taken.add(chosen);
       fields.push({ column: h, kind: chosen });
-      notes.push(`${h}: ${chosen} (by content)`);
+      notes.push(`${clip(h)}: ${chosen} (by content)`);
     } else {
-      notes.push(`${h}: not recognised, not compared`);
+      notes.push(`${clip(h)}: not recognised, not compared`);
     }
   }
   return { fields, notes };

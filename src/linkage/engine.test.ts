@@ -7,7 +7,7 @@ import { readLabels } from './labels.ts';
 import type { ScoredPair, Table } from './types.ts';
 import { isOnceOnlyError } from '../core/errors.ts';
 
-const DATA = fileURLToPath(new URL('../../../shared/data/linkage/', import.meta.url));
+const DATA = fileURLToPath(new URL('../../test/fixtures/linkage/', import.meta.url));
 const febrl = (f: string): Table => readTable(`${DATA}febrl/${f}`, { idColumn: 'rec_id' }).table;
 /** FEBRL ids are `rec-N-org` / `rec-N-dup-K`: the same N is the same person. */
 const entity = (id: string): string => id.split('-')[1]!;

@@ -6,6 +6,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import { parse } from 'csv-parse/sync';
 import { OnceOnlyError } from '../core/errors.ts';
+import { clip, clipList, shown } from './shown.ts';
 
 export interface Label {
   leftId: string;
@@ -49,7 +50,7 @@ export function readLabels(file: string): Label[] {
   const r = find(RIGHT);
   const m = find(MATCH);
   if (l < 0 || r < 0 || m < 0) {
-    throw new OnceOnlyError('invalid_file', `${file} needs columns for the left id, the right id and the label`, { file, line: 1, field: 'header', expected: `${LEFT.join('|')}, ${RIGHT.join('|')}, ${MATCH.join('|')}`, columns: header });
+    throw new OnceOnlyError('invalid_file', `${file} needs columns for the left id, the right id and the label`, { file, line: 1, field: 'header', expected: `${LEFT.join('|')}, ${RIGHT.join('|')}, ${MATCH.join('|')}`, columns: clipList(header) });
   }
   if (rows.length < 2) {
     throw new OnceOnlyError('invalid_file', `${file} has a header but no labelled pairs`, { file, line: 2, expected: 'one labelled pair per line after the header' });
@@ -62,10 +63,10 @@ export function readLabels(file: string): Label[] {
     if (raw === 'true' || raw === 'yes') match = true;
     else if (raw === 'false' || raw === 'no') match = false;
     else if (raw !== '' && Number.isFinite(n) && n >= 0 && n <= 1) match = n >= 0.5;
-    else throw new OnceOnlyError('invalid_file', `${file} line ${line}: the label ${JSON.stringify(row[m] ?? '')} is not a match flag`, { file, line, field: header[m] ?? 'match', expected: 'true/false, yes/no, or a score from 0 to 1' });
+    else throw new OnceOnlyError('invalid_file', `${file} line ${line}: the label ${shown(row[m] ?? '')} is not a match flag`, { file, line, field: clip(header[m] ?? 'match'), expected: 'true/false, yes/no, or a score from 0 to 1' });
     const leftId = row[l] ?? '';
     const rightId = row[r] ?? '';
-    if (!leftId || !rightId) throw new OnceOnlyError('invalid_file', `${file} line ${line}: a record id is empty`, { file, line, field: (leftId ? header[r] : header[l]) ?? 'id', expected: 'a record id' });
+    if (!leftId || !rightId) throw new OnceOnlyError('invalid_file', `${file} line ${line}: a record id is empty`, { file, line, field: clip((leftId ? header[r] : header[l]) ?? 'id'), expected: 'a record id' });
     return { leftId, rightId, match };
   });
 }

@@ -11,7 +11,7 @@ import { readTable, readTableFromString } from './csv.ts';
 import { checkModel } from './model-check.ts';
 import type { Model } from './types.ts';
 
-const FAKE = fileURLToPath(new URL('../../../shared/data/linkage/splink/fake_1000.csv', import.meta.url));
+const FAKE = fileURLToPath(new URL('../../test/fixtures/linkage/splink/fake_1000.csv', import.meta.url));
 const trained: Model = link(readTable(FAKE, { idColumn: 'unique_id' }).table, null).model;
 
 function refusal(value: unknown, source: { file?: string; field?: string }, path: RegExp): void {

@@ -33,9 +33,12 @@ export function checkModel(value: unknown, source: ModelSource): Model {
   if (typeof lambda !== 'number' || !(lambda > 0 && lambda < 1)) bad('lambda', `is ${JSON.stringify(lambda)}`, 'a probability above 0 and below 1');
   const comparisons = value['comparisons'];
   if (!Array.isArray(comparisons) || comparisons.length === 0) return bad('comparisons', 'is not a non-empty list', 'a list of comparisons');
+  const household = value['householdRule'];
+  if (household !== undefined && typeof household !== 'boolean') bad('householdRule', `is ${JSON.stringify(household)}`, 'true or false (absent: true)');
   const tf = value['tf'];
   if (tf !== undefined && !isObject(tf)) bad('tf', 'is not an object', 'comparison name -> value -> share of records');
   const seen = new Set<string>();
+  const tableNames = new Set<string>();
   comparisons.forEach((c: unknown, k) => {
     const at = `comparisons[${k}]`;
     if (!isObject(c)) return bad(at, 'is not an object', '{name, kinds, tf, levels}');
@@ -63,13 +66,16 @@ export function checkModel(value: unknown, source: ModelSource): Model {
         }
       }
     });
-    if (c['tf'] === true && isObject(tf) && tf[name] !== undefined) {
-      const table = tf[name];
-      if (!isObject(table)) return bad(`tf.${name}`, 'is not an object', 'value -> share of records');
-      if (!isProbability(table['\u0000min'])) bad(`tf.${name}["\\u0000min"]`, 'is missing or not a probability', 'the share of a value seen once, as written by --model-out');
+    // A comparison may have two tables: its values' (exact level) and a derived key's (`email:local`).
+    for (const tname of [name, ...(def.tfNear ? [`${name}:${def.tfNear.transform}`] : [])]) {
+      if (c['tf'] !== true || !isObject(tf) || tf[tname] === undefined) continue;
+      const table = tf[tname];
+      if (!isObject(table)) return bad(`tf.${tname}`, 'is not an object', 'value -> share of records');
+      if (!isProbability(table['\u0000min'])) bad(`tf.${tname}["\\u0000min"]`, 'is missing or not a probability', 'the share of a value seen once, as written by --model-out');
       for (const [v, share] of Object.entries(table)) {
-        if (!isProbability(share)) bad(`tf.${name}[${JSON.stringify(v)}]`, `is ${JSON.stringify(share)}`, 'a share of records above 0 and at most 1');
+        if (!isProbability(share)) bad(`tf.${tname}[${JSON.stringify(v)}]`, `is ${JSON.stringify(share)}`, 'a share of records above 0 and at most 1');
       }
+      tableNames.add(tname);
     }
   });
   const training = value['training'];
@@ -79,7 +85,7 @@ export function checkModel(value: unknown, source: ModelSource): Model {
   const tables: Model['tf'] = {};
   if (isObject(tf)) {
     for (const [name, table] of Object.entries(tf)) {
-      if (seen.has(name) && isObject(table)) tables[name] = Object.assign(Object.create(null) as Record<string, number>, table);
+      if ((seen.has(name) || tableNames.has(name)) && isObject(table)) tables[name] = Object.assign(Object.create(null) as Record<string, number>, table);
     }
   }
   return { ...(value as unknown as Model), tf: tables, training: (training ?? {}) as Model['training'] };

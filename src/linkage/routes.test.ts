@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { createApp } from '../core/http.ts';
 import { linkageRoutes } from './routes.ts';
 
-const DATA = fileURLToPath(new URL('../../../shared/data/linkage/febrl/', import.meta.url));
+const DATA = fileURLToPath(new URL('../../test/fixtures/linkage/febrl/', import.meta.url));
 const csv1 = readFileSync(`${DATA}dataset1.csv`, 'utf8');
 
 async function app(): Promise<Awaited<ReturnType<typeof createApp>>> {

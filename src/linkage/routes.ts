@@ -14,6 +14,7 @@ import { MAX_COMPARED_CHARS, readTableFromString, refuseLongValues } from './csv
 import { checkModel } from './model-check.ts';
 import { explain, KINDS, link, parseBlockingRule } from './engine.ts';
 import type { FieldSpec, Model, Table } from './types.ts';
+import { shown } from './shown.ts';
 
 export interface LinkageRoutesOptions {
   /** Largest request body in bytes; default 32 MiB. */
@@ -64,7 +65,7 @@ function asModel(v: object, field: string): Model {
 
 function indexOf(t: Table, id: string, field: string): number {
   const i = t.ids.indexOf(id);
-  if (i < 0) throw new OnceOnlyError('not_found', `no record with id ${JSON.stringify(id)} in ${field}`, { field, expected: 'the id of a record in that input' });
+  if (i < 0) throw new OnceOnlyError('not_found', `no record with id ${shown(id)} in ${field}`, { field, expected: 'the id of a record in that input' });
   return i;
 }
 

@@ -66,6 +66,12 @@ export interface Model {
   /** Prior probability that two random records (one per side when linking) are a match. */
   lambda: number;
   comparisons: ComparisonParams[];
+  /**
+   * Whether the household rule applies (docs/linkage.md): two records at one address whose given
+   * names or dates of birth disagree outright are not scored on the address and surname they
+   * share, and stay below probability 1/3. Absent: true.
+   */
+  householdRule?: boolean;
   /** Term frequencies for the tf comparisons: comparison name -> normalised value -> share of records. */
   tf: Record<string, Record<string, number>>;
   /** How each parameter was obtained (random sampling, EM iterations, fixed, labels). */
@@ -109,10 +115,12 @@ export interface ExplanationStep {
   /** The values compared, as normalised. */
   left: string | null;
   right: string | null;
-  /** log2(m/u) for this level (tf-adjusted when applicable); 0 for the null level. */
+  /** log2(m/u) for this level (tf-adjusted when applicable); 0 for the null level and for a level the household rule does not count. */
   weight: number;
   m: number;
   u: number;
+  /** Why the level's weight is not counted, when it is not. */
+  note?: string;
 }
 
 export interface Explanation {
@@ -120,6 +128,8 @@ export interface Explanation {
   rightId: string;
   prior: number;
   steps: ExplanationStep[];
+  /** What the household rule's cap took off the sum of prior and steps (zero or negative), when it applied. */
+  household?: { rule: string; weight: number };
   weight: number;
   probability: number;
 }

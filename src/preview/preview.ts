@@ -19,13 +19,12 @@
  * what identifies the person: whoever holds it can decide (see docs/consent.md).
  */
 import { createPublicKey, randomBytes, type KeyObject } from 'node:crypto';
-import { CompactSign } from 'jose';
+import { jsonPayload, signJws, verifyJws } from '../core/jws.ts';
 import type { Kysely, Selectable, Transaction } from 'kysely';
 import type { Agreement } from '../catalogue/agreements.ts';
-import { verifyEd25519 } from '../core/crypto.ts';
 import { OnceOnlyError } from '../core/errors.ts';
 import { formatClientId, formatSubsystemId, parseClientId, parseSubsystemId } from '../core/ids.ts';
-import { parseId } from '../registry/identifiers.ts';
+import { parseId } from '../core/subjects.ts';
 import type { Database, PreviewTable } from '../store/schema.ts';
 
 /**
@@ -150,7 +149,6 @@ export interface ConsumeQuery {
 type Row = Selectable<PreviewTable>;
 
 const PID = /^[A-Za-z0-9_-]{22}$/;
-const B64URL = /^[A-Za-z0-9_-]+$/;
 
 function itemsKey(items: readonly string[]): string {
   return JSON.stringify([...new Set(items)].sort());
@@ -158,15 +156,6 @@ function itemsKey(items: readonly string[]): string {
 
 function badLink(reason: string): OnceOnlyError {
   return new OnceOnlyError('invalid_preview_link', `this preview link is not valid: ${reason}`, { field: 'token', expected: 'the link exactly as the gateway issued it' });
-}
-
-function decode(part: string): unknown {
-  if (!B64URL.test(part)) return undefined;
-  try {
-    return JSON.parse(Buffer.from(part, 'base64url').toString('utf8')) as unknown;
-  } catch {
-    return undefined;
-  }
 }
 
 const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -231,9 +220,7 @@ export class PreviewStore {
       decision_expires_at: null,
       consumed_at: null,
     };
-    const token = await new CompactSign(new TextEncoder().encode(JSON.stringify({ jti: row.id, exp: expSeconds })))
-      .setProtectedHeader({ alg: 'EdDSA', typ: PREVIEW_TYP })
-      .sign(this.#o.signingKey);
+    const token = await signJws(JSON.stringify({ jti: row.id, exp: expSeconds }), this.#o.signingKey, PREVIEW_TYP);
     await this.#db().transaction().execute(async (tx) => {
       await tx.insertInto('preview').values(row).execute();
       await this.#onEvent(toEvent(row, 'opened', row.created_at), tx);
@@ -346,13 +333,9 @@ export class PreviewStore {
    */
   async #verify(token: string): Promise<Row> {
     if (typeof token !== 'string' || token.length > 1024) throw badLink('malformed');
-    const parts = token.split('.');
-    if (parts.length !== 3) throw badLink('malformed');
-    const [h, p, s] = parts as [string, string, string];
-    const header = decode(h);
-    if (!isObj(header) || header['alg'] !== 'EdDSA' || header['typ'] !== PREVIEW_TYP || 'crit' in header) throw badLink('not a preview link');
-    if (!verifyEd25519(this.#publicKey, `${h}.${p}`, s)) throw badLink('the signature is not this gateway\'s');
-    const claims = decode(p);
+    const v = await verifyJws(token, this.#publicKey, PREVIEW_TYP);
+    if (!v.ok) throw badLink(v.reason.startsWith('typ') || v.reason.startsWith('alg') || v.reason.startsWith('unsupported') ? 'not a preview link' : v.reason === 'the signature does not verify with this key' ? 'the signature is not this gateway\'s' : 'malformed');
+    const claims = jsonPayload(v.payload);
     if (!isObj(claims) || typeof claims['jti'] !== 'string' || !PID.test(claims['jti']) || typeof claims['exp'] !== 'number' || !Number.isSafeInteger(claims['exp'])) {
       throw badLink('malformed claims');
     }

@@ -16,7 +16,7 @@ import {
   type GeneratedPerson,
   type GeneratedRecord,
 } from './generate.ts';
-import { isValidId } from './identifiers.ts';
+import { isValidId } from '../core/subjects.ts';
 
 const TODAY = '2026-01-01';
 const UK_POSTCODE = /^[A-Z]{1,2}\d[A-Z\d]? ?\d[A-Z]{2}$/;

@@ -17,7 +17,7 @@
  */
 import { Faker, base, en, en_GB } from '@faker-js/faker';
 import { isIsoDate } from '../core/dates.ts';
-import { makeId } from './identifiers.ts';
+import { makeId } from '../core/subjects.ts';
 
 /** An address in the address register. */
 export interface GeneratedAddress {

@@ -8,7 +8,7 @@
 import { randomInt } from 'node:crypto';
 import { OnceOnlyError } from '../core/errors.ts';
 import { parseIsoDate } from '../core/dates.ts';
-import { makeId, parseId, type IdKind } from './identifiers.ts';
+import { makeId, parseId, type IdKind } from '../core/subjects.ts';
 import * as facts from './facts.ts';
 import type { Db, FactRow, ReadTime } from './facts.ts';
 import { requireObject, requirePastDate, requireString, type RegistryKind, type RegistryService } from './service.ts';
@@ -134,6 +134,7 @@ export const population: RegistryKind = {
   changes: {
     move: {
       description: 'The person moved to another address: {type:"move", addressId, effectiveDate}.',
+      carries: ['person.address'],
       async apply(ctx, body) {
         const date = effectiveDate(body, ctx.today);
         await requireAlive(ctx, date);
@@ -147,6 +148,7 @@ export const population: RegistryKind = {
     },
     name: {
       description: 'The person changed name: {type:"name", givenName?, familyName?, effectiveDate}.',
+      carries: ['person.givenName', 'person.familyName'],
       async apply(ctx, body) {
         const date = effectiveDate(body, ctx.today);
         await requireAlive(ctx, date);
@@ -161,6 +163,7 @@ export const population: RegistryKind = {
     },
     death: {
       description: 'The person died: {type:"death", deathDate}.',
+      carries: ['person.status', 'person.deathDate'],
       async apply(ctx, body) {
         const date = requirePastDate(body, 'deathDate', ctx.today);
         const status = (await ctx.at(['person.status'], ctx.today)).get('person.status');
@@ -198,6 +201,7 @@ export const addresses: RegistryKind = {
   changes: {
     update: {
       description: 'The address was re-described (renamed street, new postcode): {type:"update", effectiveDate, lines?, town?, postcode?, location?}.',
+      carries: ['address.lines', 'address.town', 'address.postcode', 'address.location'],
       async apply(ctx, body) {
         const date = effectiveDate(body, ctx.today);
         const existing = await ctx.at(['address.lines'], date);
@@ -271,6 +275,7 @@ export const companies: RegistryKind = {
   changes: {
     rename: {
       description: 'The company changed its name: {type:"rename", name, effectiveDate}.',
+      carries: ['business.name'],
       apply(ctx, body) {
         const date = effectiveDate(body, ctx.today);
         return Promise.resolve({ effectiveDate: date, writes: [{ item: 'business.name', value: requireString(body, 'name'), from: date }] });
@@ -278,6 +283,7 @@ export const companies: RegistryKind = {
     },
     move: {
       description: 'The registered office moved: {type:"move", addressId, effectiveDate}.',
+      carries: ['business.registeredAddress'],
       async apply(ctx, body) {
         const date = effectiveDate(body, ctx.today);
         const addressId = await requireAddress(ctx.registry, ctx.db, body['addressId'], 'body.addressId', date);
@@ -286,6 +292,7 @@ export const companies: RegistryKind = {
     },
     status: {
       description: 'The company\'s status changed: {type:"status", status: active|dissolved|liquidation, effectiveDate}.',
+      carries: ['business.status'],
       apply(ctx, body) {
         const date = effectiveDate(body, ctx.today);
         return Promise.resolve({ effectiveDate: date, writes: [{ item: 'business.status', value: body['status'], from: date }] });
@@ -293,6 +300,7 @@ export const companies: RegistryKind = {
     },
     officers: {
       description: 'The officers changed: {type:"officers", officers:[{personId, role, appointedOn}], effectiveDate}.',
+      carries: ['business.officers'],
       async apply(ctx, body) {
         const date = effectiveDate(body, ctx.today);
         return { effectiveDate: date, writes: [{ item: 'business.officers', value: await requireOfficers(ctx.registry, ctx.db, body['officers'], date), from: date }] };

@@ -9,7 +9,7 @@ import { eachEngine } from '../../test/support/stores.ts';
 import { loadCatalogue } from '../catalogue/catalogue.ts';
 import { OnceOnlyError } from '../core/errors.ts';
 import { createRegistries, REGISTRY_IDS, type Registries } from './registries.ts';
-import { makeId } from './identifiers.ts';
+import { makeId } from '../core/subjects.ts';
 import type { Store } from '../store/db.ts';
 
 const catalogue = loadCatalogue(new URL('../../config/catalogue.yaml', import.meta.url).pathname);

@@ -13,17 +13,10 @@
 import { Type } from 'typebox';
 import { createApp, ErrorBody, type App } from '../core/http.ts';
 import type { RegistryService } from './service.ts';
+import { MAX_EVENTS_PAGE, MAX_WAIT_SECONDS } from './outbox.ts';
 import { OnceOnlyError } from '../core/errors.ts';
 import { safeEqual } from '../core/crypto.ts';
-
-const EnvelopeSchema = Type.Object({
-  value: Type.Unknown(),
-  source: Type.String(),
-  lastUpdated: Type.Union([Type.String(), Type.Null()]),
-  classification: Type.String(),
-  unavailable: Type.Optional(Type.Literal(true)),
-  reason: Type.Optional(Type.String()),
-});
+import { EnvelopeSchema } from './envelope.ts';
 
 const ReadResultSchema = Type.Object({
   id: Type.String(),
@@ -79,7 +72,7 @@ export function registryRoutes(app: App, service: RegistryService): void {
       description: Object.entries(service.kind.changes).map(([k, r]) => `- ${k}: ${r.description}`).join('\n'),
       params: IdParams,
       body: Type.Object({ type: Type.String() }, { additionalProperties: true }),
-      response: { 201: Type.Object({ id: Type.String(), changeId: Type.String(), effectiveDate: Type.String(), items: Type.Array(Type.String()) }), ...errors },
+      response: { 201: Type.Object({ id: Type.String(), changeId: Type.String(), effectiveDate: Type.String(), items: Type.Array(Type.String()), eventId: Type.String() }), ...errors },
     },
   }, async (req, reply) => reply.status(201).send(await service.change(req.params.id, req.body)));
 
@@ -89,9 +82,36 @@ export function registryRoutes(app: App, service: RegistryService): void {
       summary: 'Correct a wrongly recorded value (kept apart from changes)',
       params: IdParams,
       body: Type.Object({ item: Type.String(), value: Type.Unknown(), reason: Type.String(), effectiveDate: Type.Optional(Type.String()) }),
-      response: { 201: Type.Object({ id: Type.String(), changeId: Type.String(), item: Type.String() }), ...errors },
+      response: { 201: Type.Object({ id: Type.String(), changeId: Type.String(), item: Type.String(), eventId: Type.String() }), ...errors },
     },
   }, async (req, reply) => reply.status(201).send(await service.correct(req.params.id, req.body)));
+
+  // Tell Us Once: the register's change events, for its gateway only (registry/outbox).
+  const EventSchema = Type.Object({
+    seq: Type.Integer(), id: Type.String(), registry: Type.String(), subject: Type.String(), changeId: Type.String(), type: Type.String(),
+    effectiveDate: Type.String(), recordedAt: Type.String(), items: Type.Array(Type.String()), notify: Type.Optional(Type.Array(Type.String())),
+  });
+  // Long polls end when the server closes, before the store they read is closed under them.
+  const closing = new AbortController();
+  app.addHook('preClose', (done) => {
+    closing.abort();
+    done();
+  });
+  app.get('/events', {
+    schema: {
+      tags: ['events'],
+      summary: 'Change events after a sequence number, oldest first (the transactional outbox)',
+      querystring: Type.Object({
+        after: Type.Optional(Type.String({ description: 'Sequence number of the last event already read (default 0)', maxLength: 20 })),
+        limit: Type.Optional(Type.String({ description: `At most this many (default 100, at most ${MAX_EVENTS_PAGE})`, maxLength: 6 })),
+        wait: Type.Optional(Type.String({ description: `Seconds to wait for the first new event when there is none (at most ${MAX_WAIT_SECONDS})`, maxLength: 3 })),
+      }, { additionalProperties: false }),
+      response: { 200: Type.Object({ registry: Type.String(), events: Type.Array(EventSchema) }), 400: ErrorBody },
+    },
+  }, async (req) => ({ registry: service.subsystem, events: await service.events(req.query.after, req.query.limit, req.query.wait, closing.signal) }));
+  app.get('/events/types', {
+    schema: { tags: ['events'], summary: 'The kinds of change announced, and the items each can carry', response: { 200: Type.Object({ registry: Type.String(), latest: Type.Integer({ description: 'The latest event\'s sequence number (0 before the first)' }), types: Type.Record(Type.String(), Type.Object({ description: Type.String(), items: Type.Array(Type.String()) })) }) } },
+  }, async () => ({ registry: service.subsystem, latest: await service.latestEvent(), types: service.eventTypes() }));
 
   app.get('/health', { schema: { hide: true } }, () => ({ status: 'ok', registry: service.subsystem }));
 }

@@ -10,9 +10,10 @@ import type { Kysely } from 'kysely';
 import type { Database } from '../store/schema.ts';
 import { OnceOnlyError } from '../core/errors.ts';
 import { nowInstant, parseInstant, parseIsoDate, today } from '../core/dates.ts';
-import { parseId, type IdKind } from './identifiers.ts';
+import { parseId, type IdKind } from '../core/subjects.ts';
 import * as facts from './facts.ts';
 import type { Db, FactRow, FactWrite, ReadTime } from './facts.ts';
+import { MAX_EVENTS_PAGE, MAX_WAIT_SECONDS, announce, latestSeq, parseNotify, readEvents, writeEvent, type OutboxEvent } from './outbox.ts';
 
 /** The part of the catalogue a registry needs (satisfied by catalogue/Catalogue). */
 export interface ItemCatalogue {
@@ -55,6 +56,8 @@ export interface RuleContext {
 export interface ChangeRule {
   /** Human description for OpenAPI and errors. */
   description: string;
+  /** Every item a change of this kind may write: what its event can carry (Tell Us Once). */
+  carries: readonly string[];
   apply(ctx: RuleContext, body: Record<string, unknown>): Promise<{ effectiveDate: string; writes: FactWrite[] }>;
 }
 
@@ -207,6 +210,35 @@ export class RegistryService {
     for (const w of writes) this.catalogue.validateValue(w.item, w.value, `${fieldPrefix}.${w.item.slice(w.item.lastIndexOf('.') + 1)}`);
   }
 
+  /**
+   * The register's change events after `after` (registry/outbox), for its gateway: oldest first,
+   * at most `limit`, waiting up to `waitMs` for the first when there is none.
+   */
+  events(after: unknown, limit: unknown, waitMs: unknown, signal?: AbortSignal): Promise<OutboxEvent[]> {
+    const num = (v: unknown, field: string, dflt: number, max: number): number => {
+      if (v === undefined) return dflt;
+      const n = typeof v === 'string' && /^\d{1,16}$/.test(v) ? Number(v) : Number.NaN;
+      if (!Number.isSafeInteger(n) || n > max) throw new OnceOnlyError('invalid_request', `${field} must be a whole number from 0 to ${max}`, { field, expected: `0..${max}` });
+      return n;
+    };
+    return readEvents(this.db, this.subsystem, num(after, 'query.after', 0, Number.MAX_SAFE_INTEGER), Math.max(1, num(limit, 'query.limit', 100, MAX_EVENTS_PAGE)), num(waitMs, 'query.wait', 0, MAX_WAIT_SECONDS) * 1000, signal);
+  }
+
+  /** The latest event's sequence number (0 before the first). */
+  latestEvent(): Promise<number> {
+    return latestSeq(this.db, this.subsystem);
+  }
+
+  /**
+   * The kinds of change this register announces and the items each can carry. (A correction is
+   * announced as `correction` to the subscribers of every kind that carries the corrected item.)
+   */
+  eventTypes(): Record<string, { description: string; items: string[] }> {
+    const out: Record<string, { description: string; items: string[] }> = {};
+    for (const [k, r] of Object.entries(this.kind.changes)) out[k] = { description: r.description, items: [...r.carries] };
+    return out;
+  }
+
   /** Registers a new record (birth, new address, incorporation) in one transaction. */
   async register(bodyIn: unknown): Promise<{ id: string; changeId: string }> {
     const body = requireObject(bodyIn, 'body');
@@ -223,7 +255,7 @@ export class RegistryService {
   }
 
   /** Records a change in the world (a move, a new name, a death) in one transaction. */
-  async change(idIn: unknown, bodyIn: unknown): Promise<{ id: string; changeId: string; effectiveDate: string; items: string[] }> {
+  async change(idIn: unknown, bodyIn: unknown): Promise<{ id: string; changeId: string; effectiveDate: string; items: string[]; eventId: string }> {
     const id = this.parseId(idIn);
     const body = requireObject(bodyIn, 'body');
     const type = body['type'];
@@ -231,8 +263,9 @@ export class RegistryService {
     if (!rule) {
       throw new OnceOnlyError('invalid_change', 'unknown kind of change', { field: 'body.type', expected: `one of ${Object.keys(this.kind.changes).join(', ')}` });
     }
+    const notify = parseNotify(body['notify']);
     const changeId = randomUUID();
-    return this.db.transaction().execute(async (trx) => {
+    const done = await this.db.transaction().execute(async (trx) => {
       if (!(await facts.subjectExists(trx, this.subsystem, id))) {
         throw new OnceOnlyError('unknown_subject', 'no record with this id', { field: 'params.id', expected: 'the id of a record in this registry' });
       }
@@ -242,8 +275,13 @@ export class RegistryService {
       const ctx = { registry: this.subsystem, subject: id, changeId, recordedAt };
       for (const w of writes) await facts.applyChange(trx, ctx, w);
       await facts.journal(trx, { id: changeId, registry: this.subsystem, subject: id, type: type as string, effective_date: effectiveDate, recorded_at: recordedAt, payload: JSON.stringify(body) });
-      return { id, changeId, effectiveDate, items: writes.map((w) => w.item) };
+      const items = writes.map((w) => w.item);
+      // Tell Us Once: the event commits with the change or not at all (registry/outbox).
+      const event = await writeEvent(trx, { registry: this.subsystem, subject: id, changeId, type: type as string, effectiveDate, recordedAt, items, ...(notify ? { notify } : {}) });
+      return { id, changeId, effectiveDate, items, eventId: event.id };
     });
+    announce(this.subsystem);
+    return done;
   }
 
   /**
@@ -251,7 +289,7 @@ export class RegistryService {
    * change, the world did not change: the period keeps its dates and the old belief is kept,
    * marked superseded, so a correction never masquerades as an event.
    */
-  async correct(idIn: unknown, bodyIn: unknown): Promise<{ id: string; changeId: string; item: string }> {
+  async correct(idIn: unknown, bodyIn: unknown): Promise<{ id: string; changeId: string; item: string; eventId: string }> {
     const id = this.parseId(idIn);
     const body = requireObject(bodyIn, 'body');
     const [item] = this.parseItems(typeof body['item'] === 'string' ? [body['item']] : undefined, 'body.item') as [string];
@@ -263,8 +301,9 @@ export class RegistryService {
     if (this.kind.storedFor && this.kind.storedFor(item).join() !== item) {
       throw new OnceOnlyError('invalid_change', `${item} is derived from other items and cannot be corrected directly`, { field: 'body.item', expected: 'a stored item' });
     }
+    const notify = parseNotify(body['notify']);
     const changeId = randomUUID();
-    return this.db.transaction().execute(async (trx) => {
+    const done = await this.db.transaction().execute(async (trx) => {
       if (!(await facts.subjectExists(trx, this.subsystem, id))) {
         throw new OnceOnlyError('unknown_subject', 'no record with this id', { field: 'params.id', expected: 'the id of a record in this registry' });
       }
@@ -273,8 +312,11 @@ export class RegistryService {
       const recordedAt = nowInstant(this.now());
       await facts.applyCorrection(trx, { registry: this.subsystem, subject: id, changeId, recordedAt }, { item, value: body['value'], from: date });
       await facts.journal(trx, { id: changeId, registry: this.subsystem, subject: id, type: 'correction', effective_date: date, recorded_at: recordedAt, payload: JSON.stringify(body) });
-      return { id, changeId, item };
+      const event = await writeEvent(trx, { registry: this.subsystem, subject: id, changeId, type: 'correction', effectiveDate: date, recordedAt, items: [item], ...(notify ? { notify } : {}) });
+      return { id, changeId, item, eventId: event.id };
     });
+    announce(this.subsystem);
+    return done;
   }
 }
 

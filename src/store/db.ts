@@ -19,6 +19,8 @@ import * as m0005 from './migrations/0005_transparency.ts';
 import * as m0006 from './migrations/0006_consent.ts';
 import * as m0007 from './migrations/0007_access.ts';
 import * as m0008 from './migrations/0008_exchange_trust.ts';
+import * as m0009 from './migrations/0009_witness.ts';
+import * as m0010 from './migrations/0010_tell_us_once.ts';
 
 export type Dialect = 'sqlite' | 'postgres';
 
@@ -64,6 +66,8 @@ const MIGRATIONS: Record<string, DialectMigration> = {
   '0006_consent': m0006,
   '0007_access': m0007,
   '0008_exchange_trust': m0008,
+  '0009_witness': m0009,
+  '0010_tell_us_once': m0010,
 };
 
 class CodeMigrationProvider implements MigrationProvider {

@@ -78,6 +78,93 @@ export interface Database {
   preview: PreviewTable;
   access_record: AccessRecordTable;
   central_gateway_subsystem: CentralGatewaySubsystemTable;
+  transparency_cosignature: TransparencyCosignatureTable;
+  transparency_witness: TransparencyWitnessTable;
+  event_counter: EventCounterTable;
+  event_outbox: EventOutboxTable;
+  event_subscription: EventSubscriptionTable;
+  event_interest: EventInterestTable;
+  event_queue: EventQueueTable;
+  event_relay: EventRelayTable;
+  event_lease: EventLeaseTable;
+}
+
+/** A register's event counter (migration 0010_tell_us_once). */
+export interface EventCounterTable {
+  registry: string;
+  seq: number;
+}
+
+/** One change event of a register, written with the change (the transactional outbox). */
+export interface EventOutboxTable {
+  registry: string;
+  seq: number;
+  id: string;
+  subject: string;
+  change_id: string;
+  type: string;
+  effective_date: string;
+  recorded_at: string;
+  /** JSON array of the items the change wrote. */
+  items: string;
+  /** JSON array of member or subsystem ids the person chose to tell; null for all entitled. */
+  notify: string | null;
+}
+
+/** A subscription to a provider's change events, at the provider's gateway. */
+export interface EventSubscriptionTable {
+  id: string;
+  provider: string;
+  client: string;
+  /** JSON array of change types. */
+  events: string;
+  agreement: string;
+  purpose: string;
+  mode: 'push' | 'pull';
+  status: 'active' | 'removed';
+  created_at: string;
+  removed_at: string | null;
+  from_seq: number;
+}
+
+/** A subject on a subscription's interest list. */
+export interface EventInterestTable {
+  subscription: string;
+  subject: string;
+  added_at: string;
+}
+
+/** One event for one subscription, and its delivery. */
+export interface EventQueueTable {
+  subscription: string;
+  seq: number;
+  event_id: string;
+  subject: string;
+  type: string;
+  payload: string;
+  created_at: string;
+  /** `refused`: never delivered (the subscription ended, or the agreement or the member lapsed). */
+  state: 'pending' | 'delivered' | 'dead' | 'refused';
+  attempts: number;
+  next_attempt_at: string;
+  last_error: string | null;
+  delivered_at: string | null;
+  /** 1 once handed to JetStream (when that transport is used). */
+  published: number;
+}
+
+/** How far a gateway has relayed a register's outbox. */
+export interface EventRelayTable {
+  provider: string;
+  cursor: number;
+  updated_at: string;
+}
+
+/** Which process holds a named lease, until when. */
+export interface EventLeaseTable {
+  name: string;
+  holder: string;
+  until: string;
 }
 
 /** One release of items about a person by a provider gateway (migration 0007_access). */
@@ -99,6 +186,10 @@ export interface AccessRecordTable {
   tlog_index: number;
   /** The valid-time date read (`asAt`), when it was not today (migration 0008). */
   as_at: ColumnType<string | null, string | null | undefined, string | null>;
+  /** Several records of one exchange (a pull-feed page), 0.. (migration 0010). */
+  part: ColumnType<number, number | undefined, number>;
+  /** JSON `{type, eventId}` when the release was a notification of a change (Tell Us Once). */
+  notice: ColumnType<string | null, string | null | undefined, string | null>;
   /** The transaction-time instant read (`knownAt`), when one was asked for. */
   known_at: ColumnType<string | null, string | null | undefined, string | null>;
 }
@@ -308,10 +399,39 @@ export interface TransparencyHeadTable {
   /** 32 bytes. */
   root_hash: Buffer;
   signed_at: string;
-  /** RFC 7638 thumbprint of the signing key's public JWK. */
+  /**
+   * The checkpoint's signed-note key ID, 8 hex digits (heads signed before migration 0009: the
+   * RFC 7638 thumbprint of the signing key's JWK).
+   */
   key_id: string;
-  /** Ed25519 over the tree head message, base64url. */
+  /** The base64 of the checkpoint's signature line (before 0009: Ed25519 over the onceonly-tree-head-1 message, base64url). */
   signature: string;
+}
+
+/** A witness's cosignature of one of this store's checkpoints (migration 0009_witness). */
+export interface TransparencyCosignatureTable {
+  log: string;
+  tree_size: number;
+  root_hash: Buffer;
+  /** The cosigner's key name. */
+  witness: string;
+  /** Its key ID, 8 hex digits. */
+  key_id: string;
+  /** The signature line, without its newline. */
+  line: string;
+  /** POSIX seconds, from the cosignature. */
+  cosigned_at: number;
+  received_at: string;
+}
+
+/** What this gateway, as a witness, last cosigned for a log origin (migration 0009_witness). */
+export interface TransparencyWitnessTable {
+  origin: string;
+  tree_size: number;
+  root_hash: Buffer;
+  /** That checkpoint, with the log's signature(s) and this witness's cosignature. */
+  checkpoint: string;
+  updated_at: string;
 }
 
 /** A consent record (ISO/IEC TS 27560): its current state; every change is in `consent_history`. */

@@ -9,13 +9,13 @@
  * personal data has no place in one. A person holding their record recomputes its digest, finds
  * it in the log entry, and checks the entry's inclusion proof against the signed tree head.
  */
-import type { Kysely, Transaction } from 'kysely';
+import type { Kysely, Selectable, Transaction } from 'kysely';
 import { sha256hex } from '../core/crypto.ts';
 import { canonicalJson } from '../core/json.ts';
 import { OnceOnlyError } from '../core/errors.ts';
-import type { Database } from '../store/schema.ts';
-import { parseEntry, verifyInclusionProof, type InclusionProofDocument, type Verdict } from './formats.ts';
-import type { Ed25519PublicJwk } from '../core/crypto.ts';
+import type { AccessRecordTable, Database } from '../store/schema.ts';
+import type { NoteVerifier } from '../core/note.ts';
+import { parseEntry, verifyInclusionProof, type InclusionProofDocument, type Verdict, type WitnessPolicy } from './formats.ts';
 import type { TransparencyLog } from './log.ts';
 
 /** First field of every access record (so a later format can be told apart). */
@@ -41,6 +41,8 @@ export interface Release {
    */
   asAt?: string;
   knownAt?: string;
+  /** Present when the release was a notification of a change (Tell Us Once): its kind and event id. */
+  notice?: { type: string; eventId: string };
 }
 
 /** An access record as served to the person: every field their digest covers. */
@@ -49,6 +51,8 @@ export interface AccessRecord extends Release {
   gateway: string;
   /** The exchange's position in the gateway's message log. */
   logPosition: number;
+  /** Which of the exchange's records, when it released about several people (absent: the first). */
+  part?: number;
   at: string;
 }
 
@@ -74,6 +78,30 @@ export interface AccessPage {
   records: { record: AccessRecord; proof: InclusionProofDocument }[];
 }
 
+/** The access record a stored row holds (every field its digest covers). */
+export function accessRecordOf(r: Selectable<AccessRecordTable>): AccessRecord {
+  return {
+    format: ACCESS_FORMAT,
+    gateway: r.gateway_id,
+    logPosition: Number(r.log_position),
+    ...(Number(r.part) > 0 ? { part: Number(r.part) } : {}),
+    at: r.at,
+    person: r.person,
+    client: r.client,
+    provider: r.provider,
+    service: r.service,
+    items: JSON.parse(r.items) as string[],
+    agreement: r.agreement,
+    purpose: r.purpose,
+    legalBasis: r.legal_basis,
+    requestId: r.request_id,
+    userId: r.user_id,
+    ...(r.as_at !== null ? { asAt: r.as_at } : {}),
+    ...(r.known_at !== null ? { knownAt: r.known_at } : {}),
+    ...(r.notice !== null ? { notice: JSON.parse(r.notice) as { type: string; eventId: string } } : {}),
+  };
+}
+
 export class AccessRecorder {
   readonly #db: Kysely<Database>;
   readonly #log: TransparencyLog;
@@ -85,9 +113,15 @@ export class AccessRecorder {
     this.#gateway = opts.gatewayId;
   }
 
-  /** Writes the access records of releases inside the message log's transaction. */
+  /**
+   * Writes the access records of releases inside the message log's transaction. An exchange may
+   * release about several people (a pull-feed page of change events): one record each, `part` 0..
+   */
   async write(trx: Transaction<Database>, releases: { position: number; at: string; release: unknown }[]): Promise<void> {
-    const records = releases.map(({ position, at, release }): AccessRecord => ({ format: ACCESS_FORMAT, gateway: this.#gateway, logPosition: position, at, ...(release as Release) }));
+    const records = releases.flatMap(({ position, at, release }) =>
+      (Array.isArray(release) ? (release as Release[]) : [release as Release]).map((r, part): AccessRecord => ({ format: ACCESS_FORMAT, gateway: this.#gateway, logPosition: position, ...(part > 0 ? { part } : {}), at, ...r })),
+    );
+    if (records.length === 0) return;
     const appended = await this.#log.appendIn(
       trx,
       records.map((r): AccessLogRecord => ({ kind: 'access', gateway: this.#gateway, digest: accessDigest(r) })),
@@ -98,6 +132,7 @@ export class AccessRecorder {
         records.map((r, i) => ({
           gateway_id: r.gateway,
           log_position: r.logPosition,
+          part: r.part ?? 0,
           person: r.person,
           at: r.at,
           client: r.client,
@@ -112,6 +147,7 @@ export class AccessRecorder {
           tlog_index: appended[i]!.index,
           as_at: r.asAt ?? null,
           known_at: r.knownAt ?? null,
+          notice: r.notice ? JSON.stringify(r.notice) : null,
         })),
       )
       .execute();
@@ -127,6 +163,7 @@ export class AccessRecorder {
       .selectAll()
       .orderBy('at', 'desc')
       .orderBy('log_position', 'desc')
+      .orderBy('part', 'desc')
       .limit(pageSize)
       .offset((page - 1) * pageSize)
       .execute();
@@ -137,24 +174,7 @@ export class AccessRecorder {
     if (!head && rows.length) throw new OnceOnlyError('service_unavailable', 'the transparency log cannot sign a tree head');
     const records = [];
     for (const r of rows) {
-      const record: AccessRecord = {
-        format: ACCESS_FORMAT,
-        gateway: r.gateway_id,
-        logPosition: Number(r.log_position),
-        at: r.at,
-        person: r.person,
-        client: r.client,
-        provider: r.provider,
-        service: r.service,
-        items: JSON.parse(r.items) as string[],
-        agreement: r.agreement,
-        purpose: r.purpose,
-        legalBasis: r.legal_basis,
-        requestId: r.request_id,
-        userId: r.user_id,
-        ...(r.as_at !== null ? { asAt: r.as_at } : {}),
-        ...(r.known_at !== null ? { knownAt: r.known_at } : {}),
-      };
+      const record = accessRecordOf(r);
       records.push({ record, proof: await this.#log.proveInclusion(Number(r.tlog_index), head) });
     }
     return { person, page, pageSize, total: Number(count?.n ?? 0), records };
@@ -163,11 +183,12 @@ export class AccessRecorder {
 
 /**
  * Checks one record as a person receives it: its digest is the one in the log entry, the entry is
- * the gateway's (`kind: access`, its gateway id), and the entry's inclusion proof leads to a tree
- * head signed with `key` (the gateway's signing key from the global configuration).
+ * the gateway's (`kind: access`, its gateway id), and the entry's inclusion proof leads to a
+ * checkpoint signed with `logKey` (the gateway's log key from the global configuration) and, with
+ * a policy, cosigned by a quorum of the witnesses trusted.
  */
-export function verifyAccessRecord(record: AccessRecord, proof: InclusionProofDocument, key: Ed25519PublicJwk): Verdict {
-  const verdict = verifyInclusionProof(proof, key);
+export function verifyAccessRecord(record: AccessRecord, proof: InclusionProofDocument, logKey: NoteVerifier, policy?: WitnessPolicy): Verdict {
+  const verdict = verifyInclusionProof(proof, logKey, policy);
   if (!verdict.ok) return verdict;
   const entry = proof.entry === undefined ? undefined : parseEntry(proof.entry);
   const logged = entry?.record as Partial<AccessLogRecord> | undefined;

@@ -1,46 +1,43 @@
 /**
  * @module transparency/formats
  * What a transparency log hands out and what anyone can check offline with nothing but the log's
- * public key: signed tree heads, inclusion proofs and consistency proofs as JSON documents, the
- * exact bytes a tree head signature covers, and the checks themselves. No store is needed here;
- * `onceonly transparency verify` and any third party run exactly these functions. The formats are
- * documented in docs/transparency.md.
+ * public key and the keys of the witnesses they trust: tree heads as C2SP checkpoints
+ * (c2sp.org/tlog-checkpoint, a signed note: origin, size, root, then the log's signature and the
+ * witnesses' cosignatures), inclusion and consistency proofs as JSON documents, and the checks
+ * themselves. No store is needed here; `onceonly transparency verify`, the tracker and any third
+ * party run exactly these functions. The formats are documented in docs/transparency.md.
  *
- * Hashes are lower-case hex of 32 bytes; the hashing is RFC 9162 §2.1 (core/merkle).
+ * Hashes in the JSON documents are lower-case hex of 32 bytes (in a checkpoint, base64 as the spec
+ * says); the hashing is RFC 9162 §2.1 (core/merkle).
  */
-import { createHash, type KeyObject } from 'node:crypto';
-import { importPublicJwk, publicJwk, signEd25519, verifyEd25519, type Ed25519PublicJwk } from '../core/crypto.ts';
+import type { KeyObject } from 'node:crypto';
+import { importPublicJwk, type Ed25519PublicJwk } from '../core/crypto.ts';
 import { OnceOnlyError } from '../core/errors.ts';
 import { leafHash, rootFromLeaves, verifyConsistency, verifyInclusion } from '../core/merkle.ts';
+import { COSIGNATURE_V1, ED25519, formatNote, noteVerifier, parseNote, signNoteText, verifyNote, type NoteVerifier, type VerifiedSignature } from '../core/note.ts';
 
-/** `format` of a signed tree head document, and the first line of the message it signs. */
-export const TREE_HEAD_FORMAT = 'onceonly-tree-head-1';
-/** `format` of an inclusion proof document. */
-export const INCLUSION_PROOF_FORMAT = 'onceonly-inclusion-proof-1';
+/** `format` of an inclusion proof document (2: the tree head is a C2SP checkpoint). */
+export const INCLUSION_PROOF_FORMAT = 'onceonly-inclusion-proof-2';
 /** `format` of a consistency proof document. */
 export const CONSISTENCY_PROOF_FORMAT = 'onceonly-consistency-proof-1';
 /** `format` member of every leaf input (log entry). */
 export const ENTRY_FORMAT = 'onceonly-tlog-entry-1';
 
-/** A signed tree head (RFC 9162 §4.10's tree head, signed with Ed25519 instead of inside a TLS structure). */
+/** A tree head: a checkpoint with its signature lines, and what its text says. */
 export interface SignedTreeHead {
-  format: typeof TREE_HEAD_FORMAT;
-  /** The log's name (its origin): a head of one log can never pass for another's. */
+  /** The log's name; the checkpoint's origin line is {@link logOrigin}(log). */
   log: string;
   treeSize: number;
   /** MTH of the first `treeSize` entries, hex. */
   rootHash: string;
-  /** When it was signed, UTC ISO 8601 with milliseconds. */
-  timestamp: string;
-  /** RFC 7638 JWK thumbprint (SHA-256, base64url) of the signing key. */
-  keyId: string;
-  /** Ed25519 over {@link treeHeadMessage}, base64url. */
-  signature: string;
-  /** The log's public key, for convenience: a verifier should pin the key it trusts (`--key`). */
-  publicKey?: Ed25519PublicJwk;
+  /**
+   * The checkpoint as a signed note (c2sp.org/signed-note): origin, size and base64 root lines, a
+   * blank line, the log's signature line, then any witnesses' cosignature lines.
+   */
+  checkpoint: string;
 }
 
-/** RFC 9162 §2.1.3: that entry `leafIndex` is in the tree a signed head commits to. */
+/** RFC 9162 §2.1.3: that entry `leafIndex` is in the tree a checkpoint commits to. */
 export interface InclusionProofDocument {
   format: typeof INCLUSION_PROOF_FORMAT;
   log: string;
@@ -52,7 +49,8 @@ export interface InclusionProofDocument {
   leafHash?: string;
   /** The audit path, leaf end first, hex. */
   path: string[];
-  treeHead: SignedTreeHead;
+  /** The checkpoint the path leads to, with its cosignatures (the note's text). */
+  checkpoint: string;
 }
 
 /** RFC 9162 §2.1.4: that the tree of `secondSize` entries extends the tree of `firstSize`. */
@@ -75,13 +73,51 @@ export interface LogEntry {
 /** The outcome of a check: valid, or why not (in words for a person, naming no personal data). */
 export type Verdict = { ok: true; details: string[] } | { ok: false; reason: string; details: string[] };
 
-// Log names go into a line-based signed message: printable ASCII without spaces, so that no name
-// can smuggle in a line break and make one message read as another.
+/** Which witnesses a verifier trusts, and how many of them must have cosigned (tlog-cosignature §Introduction). */
+export interface WitnessPolicy {
+  witnesses: readonly NoteVerifier[];
+  quorum: number;
+}
+
+// Log names go into the line-based checkpoint: printable ASCII without spaces, so that no name
+// can smuggle in a line break and make one checkpoint read as another.
 const LOG_NAME = /^[\x21-\x7e]{1,200}$/;
 
 /** Throws unless `name` is a valid log name. */
 export function checkLogName(name: string, field = 'log'): void {
   if (!LOG_NAME.test(name)) throw new OnceOnlyError('invalid_value', `${field} must be 1-200 printable ASCII characters without spaces`, { field, expected: 'e.g. UK/transparency' });
+}
+
+/**
+ * The checkpoint origin of a log: its name with `%` and `+` percent-encoded, because a key name
+ * (which must match the origin, c2sp.org/tlog-checkpoint §Signatures) may not contain `+`, and
+ * identifiers may (PR-REST §4.8).
+ */
+export function logOrigin(log: string): string {
+  checkLogName(log);
+  return log.replace(/[%+]/g, (c) => (c === '%' ? '%25' : '%2B'));
+}
+
+/** The log name of an origin; undefined when it is not one {@link logOrigin} makes. */
+export function logFromOrigin(origin: string): string | undefined {
+  if (!/^[\x21-\x2a\x2c-\x7e]{1,600}$/.test(origin) || /%(?!25|2B)/.test(origin)) return undefined;
+  const log = origin.replace(/%25|%2B/g, (c) => (c === '%25' ? '%' : '+'));
+  return LOG_NAME.test(log) ? log : undefined;
+}
+
+/** The checkpoint body (c2sp.org/tlog-checkpoint): origin, decimal size, base64 root, each line ending in a newline. */
+export function checkpointText(log: string, treeSize: number, rootHash: Buffer): string {
+  return `${logOrigin(log)}\n${treeSize}\n${rootHash.toString('base64')}\n`;
+}
+
+/** The verifier of a log's checkpoint signatures: key name = origin, type Ed25519 (0x01). */
+export function logVerifier(log: string, key: Ed25519PublicJwk): NoteVerifier {
+  return noteVerifier(logOrigin(log), ED25519, Buffer.from(key.x, 'base64url'));
+}
+
+/** The verifier of a witness's cosignatures (type 0x04, c2sp.org/tlog-cosignature). */
+export function witnessVerifier(name: string, key: Ed25519PublicJwk): NoteVerifier {
+  return noteVerifier(name, COSIGNATURE_V1, Buffer.from(key.x, 'base64url'));
 }
 
 /**
@@ -108,30 +144,17 @@ export function parseEntry(text: string): LogEntry | undefined {
   return { format: ENTRY_FORMAT, index: o['index'] as number, record: o['record'], time: o['time'] };
 }
 
-/** The exact bytes a tree head signature covers: one field per line, after a context line. */
-export function treeHeadMessage(log: string, treeSize: number, rootHash: string, timestamp: string): string {
-  return `${TREE_HEAD_FORMAT}\n${log}\n${treeSize}\n${rootHash}\n${timestamp}\n`;
+/** Signs a checkpoint with the log's Ed25519 private key (the log's key name is the origin). */
+export function signTreeHead(key: KeyObject, log: string, treeSize: number, rootHash: Buffer): SignedTreeHead {
+  const text = checkpointText(log, treeSize, rootHash);
+  return { log, treeSize, rootHash: rootHash.toString('hex'), checkpoint: formatNote(text, [signNoteText(text, key, logOrigin(log))]) };
 }
 
-/** RFC 7638 thumbprint of an Ed25519 public JWK: SHA-256 of its required members in order, base64url. */
-export function keyId(jwk: Ed25519PublicJwk): string {
-  return createHash('sha256').update(`{"crv":"Ed25519","kty":"OKP","x":"${jwk.x}"}`).digest('base64url');
-}
-
-/** Signs a tree head with the log's Ed25519 private key. */
-export function signTreeHead(key: KeyObject, log: string, treeSize: number, rootHash: Buffer, timestamp: string): SignedTreeHead {
-  const pub = publicJwk(key);
-  const root = rootHash.toString('hex');
-  return {
-    format: TREE_HEAD_FORMAT,
-    log,
-    treeSize,
-    rootHash: root,
-    timestamp,
-    keyId: keyId(pub),
-    signature: signEd25519(key, treeHeadMessage(log, treeSize, root, timestamp)),
-    publicKey: pub,
-  };
+/** The head with these signature lines added after its own (lines it already has are not repeated). */
+export function withSignatures(head: SignedTreeHead, lines: readonly string[]): SignedTreeHead {
+  const note = parseNote(head.checkpoint);
+  const have = note.signatures.map((s) => s.line);
+  return { ...head, checkpoint: formatNote(note.text, [...have, ...lines.filter((l) => !have.includes(l))]) };
 }
 
 // ---- parsing (typed errors naming the file and the field) ----
@@ -191,41 +214,44 @@ export function parsePublicJwk(v: unknown, file: string, field = '$'): Ed25519Pu
   return jwk;
 }
 
-/** Reads a signed tree head document (or the `treeHead` member of a proof, with `field`). */
-export function parseTreeHead(v: unknown, file: string, field = '$'): SignedTreeHead {
-  const o = obj(v, file, field);
-  const p = field === '$' ? '' : `${field}.`;
-  format(o, TREE_HEAD_FORMAT, file, p);
-  const log = str(o, 'log', file, p);
-  if (!LOG_NAME.test(log)) throw bad(file, `${p}log`, '1-200 printable ASCII characters without spaces', log);
-  const timestamp = str(o, 'timestamp', file, p);
-  if (!/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/.test(timestamp) || Number.isNaN(Date.parse(timestamp))) throw bad(file, `${p}timestamp`, 'a UTC instant like 2026-01-31T12:00:00.000Z', timestamp);
-  const signature = str(o, 'signature', file, p);
-  if (!/^[A-Za-z0-9_-]{86}$/.test(signature)) throw bad(file, `${p}signature`, 'an Ed25519 signature, base64url without padding', signature);
-  const head: SignedTreeHead = {
-    format: TREE_HEAD_FORMAT,
-    log,
-    treeSize: size(o, 'treeSize', file, p, 0),
-    rootHash: hash(o['rootHash'], file, `${p}rootHash`),
-    timestamp,
-    keyId: str(o, 'keyId', file, p),
-    signature,
-  };
-  if (o['publicKey'] !== undefined) head.publicKey = parsePublicJwk(o['publicKey'], file, `${p}publicKey`);
-  return head;
+/**
+ * Reads a checkpoint (c2sp.org/tlog-checkpoint): a signed note whose text has at least three
+ * non-empty lines, origin, size without leading zeroes, base64 of a 32-byte root. Signatures are
+ * checked by {@link verifyTreeHead}, not here.
+ */
+export function parseCheckpoint(text: string | Buffer, file: string, field = 'checkpoint'): SignedTreeHead {
+  const expected = 'a C2SP checkpoint: origin, size and root hash lines, a blank line, signature lines';
+  let note;
+  try {
+    note = parseNote(text, field);
+  } catch (e) {
+    throw bad(file, field, expected, e instanceof Error ? e.message : String(e));
+  }
+  const lines = note.text.slice(0, -1).split('\n');
+  if (lines.length < 3 || lines.some((l) => l.length === 0)) throw bad(file, field, expected, 'fewer than three non-empty lines');
+  const [origin, sizeLine, rootLine] = lines as [string, string, string];
+  const log = logFromOrigin(origin);
+  if (log === undefined) throw bad(file, `${field}.origin`, 'the origin of an onceonly log (printable ASCII, % and + percent-encoded)', origin);
+  if (!/^(0|[1-9][0-9]{0,15})$/.test(sizeLine) || !Number.isSafeInteger(Number(sizeLine))) throw bad(file, `${field}.size`, 'a decimal tree size without leading zeroes', sizeLine);
+  const root = Buffer.from(rootLine, 'base64');
+  if (root.length !== 32 || root.toString('base64') !== rootLine) throw bad(file, `${field}.rootHash`, 'the base64 of a 32-byte SHA-256 root hash', rootLine);
+  if (lines.length > 3) throw bad(file, field, 'a checkpoint without extension lines (onceonly logs write none, and they are not auditable)', `${lines.length - 3} extension line(s)`);
+  return { log, treeSize: Number(sizeLine), rootHash: root.toString('hex'), checkpoint: typeof text === 'string' ? text : text.toString('utf8') };
 }
 
 /** Reads an inclusion proof document. */
 export function parseInclusionProof(v: unknown, file: string): InclusionProofDocument {
   const o = obj(v, file, '$');
   format(o, INCLUSION_PROOF_FORMAT, file, '');
+  const checkpoint = str(o, 'checkpoint', file, '');
+  parseCheckpoint(checkpoint, file);
   const doc: InclusionProofDocument = {
     format: INCLUSION_PROOF_FORMAT,
     log: str(o, 'log', file, ''),
     leafIndex: size(o, 'leafIndex', file, '', 0),
     treeSize: size(o, 'treeSize', file, '', 1),
     path: hashes(o['path'], file, 'path'),
-    treeHead: parseTreeHead(o['treeHead'], file, 'treeHead'),
+    checkpoint,
   };
   if (o['entry'] !== undefined) doc.entry = str(o, 'entry', file, '');
   if (o['leafHash'] !== undefined) doc.leafHash = hash(o['leafHash'], file, 'leafHash');
@@ -251,33 +277,63 @@ export function parseConsistencyProof(v: unknown, file: string): ConsistencyProo
 const hex = (s: string): Buffer => Buffer.from(s, 'hex');
 const EMPTY_ROOT = rootFromLeaves([]).toString('hex');
 const fail = (reason: string, details: string[] = []): Verdict => ({ ok: false, reason, details });
+const keyName = (v: NoteVerifier): string => v.name;
 
 /**
- * Checks a tree head's signature with `key` (the key the verifier trusts) or, when none is given,
- * with the key the head carries, which only shows the head is self-consistent; the details say so.
+ * Checks a checkpoint: its text is the head's, the log's own key signed it, and (with a policy) at
+ * least `quorum` of the trusted witnesses cosigned it. Signature lines of keys not trusted are
+ * ignored; a line of a trusted key that does not verify makes the checkpoint invalid
+ * (c2sp.org/signed-note §Verifying). A quorum is what makes a split view (one log shown to one
+ * person, another to the rest) visible: each witness cosigns only a tree consistent with the
+ * last one it cosigned.
  */
-export function verifyTreeHead(head: SignedTreeHead, key?: Ed25519PublicJwk): Verdict {
-  const jwk = key ?? head.publicKey;
-  const details: string[] = [];
-  if (!jwk) return fail('no public key to check the signature with: give the log\'s key (--key), or a head that carries publicKey');
-  if (!key) details.push('the key was taken from the head itself: compare its keyId with the log\'s published key id');
-  const id = keyId(jwk);
-  if (head.keyId !== id) return fail(`the head names key ${head.keyId}, but the key given is ${id}`, details);
-  if (head.publicKey && key && keyId(head.publicKey) !== id) return fail(`the head carries a public key (${keyId(head.publicKey)}) other than the one trusted (${id})`, details);
-  if (!verifyEd25519(importPublicJwk(jwk), treeHeadMessage(head.log, head.treeSize, head.rootHash, head.timestamp), head.signature)) {
-    return fail(`the signature of the tree head of ${head.log} at size ${head.treeSize} (signed at ${head.timestamp}) does not verify with key ${id}`, details);
+export function verifyTreeHead(head: SignedTreeHead, logKey: NoteVerifier, policy?: WitnessPolicy): Verdict {
+  let parsed: SignedTreeHead;
+  try {
+    parsed = parseCheckpoint(head.checkpoint, 'checkpoint');
+  } catch (e) {
+    return fail(e instanceof Error ? e.message : String(e));
   }
-  details.push(`signed tree head of ${head.log}: size ${head.treeSize}, root ${head.rootHash}, signed at ${head.timestamp} by key ${id}`);
+  if (parsed.log !== head.log || parsed.treeSize !== head.treeSize || parsed.rootHash !== head.rootHash) {
+    return fail(`the checkpoint says ${parsed.log} at size ${parsed.treeSize}, root ${parsed.rootHash}; the head beside it says ${head.log} at size ${head.treeSize}, root ${head.rootHash}`);
+  }
+  if (logKey.name !== logOrigin(head.log)) return fail(`the key given is for ${logKey.name}, the checkpoint is of ${logOrigin(head.log)}`);
+  // The log's own key cannot vouch for the log, under whatever name or type it cosigns.
+  const witnesses = policy?.witnesses.filter((w) => !w.publicKey.equals(logKey.publicKey)) ?? [];
+  let verified: VerifiedSignature[];
+  try {
+    verified = verifyNote(parseNote(head.checkpoint), [logKey, ...witnesses]);
+  } catch (e) {
+    return fail(`${e instanceof Error ? e.message : String(e)}: the checkpoint was altered, or a key changed`);
+  }
+  if (!verified.some((s) => s.verifier === logKey)) return fail(`the checkpoint of ${head.log} at size ${head.treeSize} carries no signature by the log's key ${logKey.name}+${logKey.keyId.toString(16).padStart(8, '0')}`);
+  const details = [`checkpoint of ${head.log}: size ${head.treeSize}, root ${head.rootHash}, signed by the log's key`];
+  if (!policy) return { ok: true, details };
+  const cosigners = verified.filter((s) => s.verifier !== logKey);
+  for (const c of cosigners) details.push(`cosigned by ${c.verifier.name} at ${new Date(c.time * 1000).toISOString()}`);
+  if (cosigners.length < policy.quorum) {
+    return fail(
+      `the checkpoint of ${head.log} at size ${head.treeSize} is cosigned by ${cosigners.length} of the ${witnesses.length} witnesses trusted (${witnesses.map(keyName).join(', ') || 'none'}); ${policy.quorum} are required: without them nothing shows that others were shown the same log`,
+      details,
+    );
+  }
+  details.push(`${cosigners.length} witness cosignature(s), quorum ${policy.quorum}`);
   return { ok: true, details };
 }
 
-/** Checks an inclusion proof: the head's signature, the leaf, and the path to the signed root. */
-export function verifyInclusionProof(doc: InclusionProofDocument, key?: Ed25519PublicJwk): Verdict {
-  const head = verifyTreeHead(doc.treeHead, key);
-  if (!head.ok) return head;
-  const details = [...head.details];
-  if (doc.log !== doc.treeHead.log) return fail(`the proof is for log ${doc.log} but its tree head is of log ${doc.treeHead.log}`, details);
-  if (doc.treeSize !== doc.treeHead.treeSize) return fail(`the proof is for a tree of ${doc.treeSize} entries but the signed head is of ${doc.treeHead.treeSize}`, details);
+/** Checks an inclusion proof: the checkpoint (and its quorum), the leaf, and the path to the signed root. */
+export function verifyInclusionProof(doc: InclusionProofDocument, logKey: NoteVerifier, policy?: WitnessPolicy): Verdict {
+  let head: SignedTreeHead;
+  try {
+    head = parseCheckpoint(doc.checkpoint, 'proof');
+  } catch (e) {
+    return fail(e instanceof Error ? e.message : String(e));
+  }
+  const v = verifyTreeHead(head, logKey, policy);
+  if (!v.ok) return v;
+  const details = [...v.details];
+  if (doc.log !== head.log) return fail(`the proof is for log ${doc.log} but its checkpoint is of log ${head.log}`, details);
+  if (doc.treeSize !== head.treeSize) return fail(`the proof is for a tree of ${doc.treeSize} entries but the checkpoint is of ${head.treeSize}`, details);
   if (doc.leafIndex >= doc.treeSize) return fail(`entry ${doc.leafIndex} is outside a tree of ${doc.treeSize} entries`, details);
   let leaf: Buffer;
   if (doc.entry !== undefined) {
@@ -292,7 +348,7 @@ export function verifyInclusionProof(doc: InclusionProofDocument, key?: Ed25519P
     leaf = hex(doc.leafHash!);
     details.push(`leaf hash ${doc.leafHash} (the entry itself was not given)`);
   }
-  if (!verifyInclusion(doc.leafIndex, doc.treeSize, leaf, doc.path.map(hex), hex(doc.treeHead.rootHash))) {
+  if (!verifyInclusion(doc.leafIndex, doc.treeSize, leaf, doc.path.map(hex), hex(head.rootHash))) {
     return fail(`the audit path does not lead from entry ${doc.leafIndex} to the signed root of size ${doc.treeSize}`, details);
   }
   details.push(`entry ${doc.leafIndex} is included in the tree of ${doc.treeSize} entries (${doc.path.length} hashes)`);
@@ -300,33 +356,32 @@ export function verifyInclusionProof(doc: InclusionProofDocument, key?: Ed25519P
 }
 
 /**
- * Checks that `newer` extends `older`: both signatures, the same log, no shrinking, time not going
- * backwards, and (sizes differing) the consistency proof between them (RFC 9162 §2.1.4.2).
+ * Checks that `newer` extends `older`: both signed by the log's key, the same log, no shrinking,
+ * and (sizes differing) the consistency proof between them (RFC 9162 §2.1.4.2). This is the check
+ * each witness makes before it cosigns; anyone holding two checkpoints can make it too.
  */
-export function verifyExtends(older: SignedTreeHead, newer: SignedTreeHead, proof: ConsistencyProofDocument | undefined, key?: Ed25519PublicJwk): Verdict {
-  const a = verifyTreeHead(older, key);
-  if (!a.ok) return fail(`older head: ${a.reason}`, a.details);
-  const b = verifyTreeHead(newer, key);
-  if (!b.ok) return fail(`newer head: ${b.reason}`, [...a.details, ...b.details]);
+export function verifyExtends(older: SignedTreeHead, newer: SignedTreeHead, proof: ConsistencyProofDocument | undefined, logKey: NoteVerifier): Verdict {
+  const a = verifyTreeHead(older, logKey);
+  if (!a.ok) return fail(`older checkpoint: ${a.reason}`, a.details);
+  const b = verifyTreeHead(newer, logKey);
+  if (!b.ok) return fail(`newer checkpoint: ${b.reason}`, [...a.details, ...b.details]);
   const details = [...new Set([...a.details, ...b.details])];
-  if (older.log !== newer.log) return fail(`the heads are of different logs (${older.log}, ${newer.log})`, details);
-  if (!key && older.keyId !== newer.keyId) return fail(`the heads are signed by different keys (${older.keyId}, ${newer.keyId}): give the trusted key with --key`, details);
-  if (newer.treeSize < older.treeSize) return fail(`the newer head has fewer entries (${newer.treeSize}) than the older (${older.treeSize})`, details);
-  if (newer.timestamp < older.timestamp) return fail(`the head of more entries was signed earlier (${newer.timestamp}) than the head of fewer (${older.timestamp})`, details);
+  if (older.log !== newer.log) return fail(`the checkpoints are of different logs (${older.log}, ${newer.log})`, details);
+  if (newer.treeSize < older.treeSize) return fail(`the newer checkpoint has fewer entries (${newer.treeSize}) than the older (${older.treeSize})`, details);
   if (older.treeSize === newer.treeSize) {
-    if (older.rootHash !== newer.rootHash) return fail(`two signed heads of size ${older.treeSize} have different roots: the log has been forked or rewritten`, details);
-    details.push(`both heads are of size ${older.treeSize} with the same root`);
+    if (older.rootHash !== newer.rootHash) return fail(`two signed checkpoints of size ${older.treeSize} have different roots: the log has been forked or rewritten`, details);
+    details.push(`both checkpoints are of size ${older.treeSize} with the same root`);
     return { ok: true, details };
   }
   if (older.treeSize === 0) {
-    if (older.rootHash !== EMPTY_ROOT) return fail(`the older head is of the empty tree but its root is not the empty tree's hash`, details);
-    details.push('the older head is of the empty tree, which every tree extends');
+    if (older.rootHash !== EMPTY_ROOT) return fail(`the older checkpoint is of the empty tree but its root is not the empty tree's hash`, details);
+    details.push('the older checkpoint is of the empty tree, which every tree extends');
     return { ok: true, details };
   }
   if (!proof) return fail(`a consistency proof from size ${older.treeSize} to ${newer.treeSize} is needed`, details);
   if (proof.log !== older.log) return fail(`the consistency proof is for log ${proof.log}, not ${older.log}`, details);
   if (proof.firstSize !== older.treeSize || proof.secondSize !== newer.treeSize) {
-    return fail(`the consistency proof is from size ${proof.firstSize} to ${proof.secondSize}, the heads are of sizes ${older.treeSize} and ${newer.treeSize}`, details);
+    return fail(`the consistency proof is from size ${proof.firstSize} to ${proof.secondSize}, the checkpoints are of sizes ${older.treeSize} and ${newer.treeSize}`, details);
   }
   if (!verifyConsistency(older.treeSize, newer.treeSize, hex(older.rootHash), hex(newer.rootHash), proof.path.map(hex))) {
     return fail(`the tree of ${newer.treeSize} entries does not extend the tree of ${older.treeSize} that was signed: the older entries were rewritten, or the proof is wrong`, details);

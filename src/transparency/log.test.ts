@@ -9,17 +9,24 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { generateSigningKey, publicJwk } from '../core/crypto.ts';
+import { createHash } from 'node:crypto';
+import { generateSigningKey, publicJwk, signEd25519 } from '../core/crypto.ts';
 import { isOnceOnlyError } from '../core/errors.ts';
 import { leafHash, nodeHash, rootFromLeaves, verifyConsistency, verifyInclusion } from '../core/merkle.ts';
 import type { Store } from '../store/db.ts';
 import { eachEngine } from '../../test/support/stores.ts';
-import { keyId, leafInput, signTreeHead, treeHeadMessage, verifyExtends, verifyInclusionProof, verifyTreeHead, type SignedTreeHead } from './formats.ts';
-import { TransparencyLog, formatLogReport, listLogs, verifyLog, type LogReport } from './log.ts';
+import { keyIdHex, parseNote } from '../core/note.ts';
+import { leafInput, logVerifier, signTreeHead, verifyExtends, verifyInclusionProof, verifyTreeHead, type ConsistencyProofDocument, type InclusionProofDocument, type SignedTreeHead } from './formats.ts';
+import { TransparencyLog } from './log.ts';
+import { formatLogReport, listLogs, verifyLog, type LogReport } from './verify.ts';
 
 const KEYS = generateSigningKey();
 const PUB = publicJwk(KEYS.publicKey);
 const OTHER = generateSigningKey();
+
+const vHead = (h: SignedTreeHead, key = PUB): ReturnType<typeof verifyTreeHead> => verifyTreeHead(h, logVerifier(h.log, key));
+const vProof = (d: InclusionProofDocument): ReturnType<typeof verifyTreeHead> => verifyInclusionProof(d, logVerifier(d.log, PUB));
+const vExtends = (a: SignedTreeHead, b: SignedTreeHead, p: ConsistencyProofDocument | undefined): ReturnType<typeof verifyTreeHead> => verifyExtends(a, b, p, logVerifier(a.log, PUB));
 
 let counter = 0;
 /** A fresh log name per test, so tests sharing one store never see each other's trees. */
@@ -96,12 +103,12 @@ eachEngine('transparency log', (getStore) => {
       await log.append(record(n));
       const head = (await log.signTreeHead())!;
       assert.equal(head.treeSize, n);
-      assert.equal(verifyTreeHead(head, PUB).ok, true);
+      assert.equal(vHead(head).ok, true);
       const all = await leaves(log.logId);
       assert.equal(head.rootHash, rootFromLeaves(all).toString('hex'));
       for (let m = 0; m < n; m++) {
         const doc = await log.proveInclusion(m, head);
-        const v = verifyInclusionProof(doc, PUB);
+        const v = vProof(doc);
         assert.equal(v.ok, true, `n=${n} m=${m} ${v.ok ? '' : v.reason}`);
         // The path also verifies with nothing but core/merkle and the signed root.
         assert.ok(verifyInclusion(m, n, all[m]!, doc.path.map((h) => Buffer.from(h, 'hex')), Buffer.from(head.rootHash, 'hex')));
@@ -111,7 +118,7 @@ eachEngine('transparency log', (getStore) => {
     await log.append(record(41));
     const doc = await log.proveInclusion(40);
     assert.equal(doc.treeSize, 41);
-    assert.equal(verifyInclusionProof(doc, PUB).ok, true);
+    assert.equal(vProof(doc).ok, true);
   });
 
   test('proofs at a larger size with non-powers of two, against heads of earlier sizes too', async () => {
@@ -130,14 +137,14 @@ eachEngine('transparency log', (getStore) => {
       assert.equal(head.rootHash, rootFromLeaves(all.slice(0, head.treeSize)).toString('hex'));
       for (const m of [0, 1, 511, 512, 999, head.treeSize - 1]) {
         if (m >= head.treeSize) continue;
-        assert.equal(verifyInclusionProof(await log.proveInclusion(m, head), PUB).ok, true, `size ${head.treeSize} leaf ${m}`);
+        assert.equal(vProof(await log.proveInclusion(m, head)).ok, true, `size ${head.treeSize} leaf ${m}`);
       }
     }
     for (const a of heads) {
       for (const b of heads) {
         if (b.treeSize < a.treeSize) continue;
         const proof = a.treeSize === b.treeSize ? undefined : await log.proveConsistency(a.treeSize, b.treeSize);
-        assert.equal(verifyExtends(a, b, proof, PUB).ok, true, `${a.treeSize} -> ${b.treeSize}`);
+        assert.equal(vExtends(a, b, proof).ok, true, `${a.treeSize} -> ${b.treeSize}`);
       }
     }
   });
@@ -184,8 +191,8 @@ eachEngine('transparency log', (getStore) => {
     await log.appendMany([record(13), record(14), record(15), record(16), record(17)]);
     const newer = (await log.signTreeHead())!;
     const proof = await log.proveConsistency(older.treeSize, newer.treeSize);
-    assert.equal(verifyExtends(older, newer, proof, PUB).ok, true);
-    const backwards = verifyExtends(newer, older, proof, PUB);
+    assert.equal(vExtends(older, newer, proof).ok, true);
+    const backwards = vExtends(newer, older, proof);
     assert.equal(backwards.ok, false);
     // Rewrite entry 3 and every hash above it, then sign a new head over the rewritten tree with
     // the log's own key: the head is genuine, but it does not extend the older one.
@@ -195,8 +202,8 @@ eachEngine('transparency log', (getStore) => {
     await recomputeNodes(store, log.logId, 18);
     const relog = open(store, log.logId);
     const rewritten = (await relog.signTreeHead())!;
-    assert.equal(verifyTreeHead(rewritten, PUB).ok, true);
-    const v = verifyExtends(older, rewritten, await relog.proveConsistency(older.treeSize, rewritten.treeSize), PUB);
+    assert.equal(vHead(rewritten).ok, true);
+    const v = vExtends(older, rewritten, await relog.proveConsistency(older.treeSize, rewritten.treeSize));
     assert.equal(v.ok, false);
     assert.match(v.ok ? '' : v.reason, /does not extend the tree of 13/);
     // And the offline check says where.
@@ -207,48 +214,50 @@ eachEngine('transparency log', (getStore) => {
     assert.match(formatLogReport(report), /size 13 .* entries 0\.\.12 were rewritten/);
   });
 
-  test('a forged or re-signed head fails', async () => {
+  test('a forged or re-signed checkpoint fails, in hand and in the store; heads of the earlier format still verify', async () => {
     const store = getStore();
     const log = await seed(store, 9);
     const head = (await log.signTreeHead())!;
-    assert.equal(verifyTreeHead(head, PUB).ok, true);
-    assert.equal(head.keyId, keyId(PUB));
-    // Any field changed after signing.
-    for (const forged of [
-      { ...head, treeSize: 10 },
-      { ...head, rootHash: rootFromLeaves([leafHash('x')]).toString('hex') },
-      { ...head, timestamp: '2030-01-01T00:00:00.000Z' },
-      { ...head, log: 'UK/other' },
-    ]) {
-      assert.equal(verifyTreeHead(forged, PUB).ok, false);
+    assert.equal(vHead(head).ok, true);
+    const own = parseNote(head.checkpoint).signatures[0]!;
+    // Any line of the checkpoint changed after signing.
+    for (const forged of [head.checkpoint.replace('\n9\n', '\n10\n'), head.checkpoint.replace(/\n[A-Za-z0-9+/]{43}=\n/, `\n${rootFromLeaves([leafHash('x')]).toString('base64')}\n`)]) {
+      const n = Number(forged.split('\n')[1]);
+      assert.equal(vHead({ ...head, treeSize: n, rootHash: Buffer.from(forged.split('\n')[2]!, 'base64').toString('hex'), checkpoint: forged }).ok, false);
     }
-    // Re-signed by another key: with the log's key pinned it fails; its own embedded key cannot vouch for it.
-    const resigned = signTreeHead(OTHER.privateKey, head.log, head.treeSize, Buffer.from(head.rootHash, 'hex'), head.timestamp);
-    const v = verifyTreeHead(resigned, PUB);
+    // Re-signed by another key under the log's name: another key ID, so no signature of the log's key.
+    const resigned = signTreeHead(OTHER.privateKey, head.log, head.treeSize, Buffer.from(head.rootHash, 'hex'));
+    const v = vHead(resigned);
     assert.equal(v.ok, false);
-    assert.match(v.ok ? '' : v.reason, /names key/);
-    const sneaky = { ...resigned, keyId: head.keyId };
-    assert.equal(verifyTreeHead(sneaky, PUB).ok, false);
-    // Without a pinned key, the head's own key is used and the verdict says so.
-    const self = verifyTreeHead(head);
-    assert.equal(self.ok, true);
-    assert.match(self.details.join('\n'), /taken from the head itself/);
+    assert.match(v.ok ? '' : v.reason, /no signature by the log's key/);
 
-    // In the store: a head row forged with a made-up signature, and one re-signed by another key.
-    await store.db.insertInto('transparency_head').values({ log: log.logId, tree_size: 9, root_hash: Buffer.alloc(32, 7), signed_at: '2030-01-01T00:00:00.000Z', key_id: head.keyId, signature: head.signature }).execute();
-    const msg = treeHeadMessage(log.logId, 8, Buffer.alloc(32, 9).toString('hex'), '2030-01-02T00:00:00.000Z');
-    const other = signTreeHead(OTHER.privateKey, log.logId, 8, Buffer.alloc(32, 9), '2030-01-02T00:00:00.000Z');
-    assert.ok(msg.startsWith('onceonly-tree-head-1\n'));
-    await store.db.insertInto('transparency_head').values({ log: log.logId, tree_size: 8, root_hash: Buffer.alloc(32, 9), signed_at: other.timestamp, key_id: other.keyId, signature: other.signature }).execute();
+    // In the store: a row whose signature is not over its root, one of another key, one of a wrong root signed by the log's key.
+    await store.db.insertInto('transparency_head').values({ log: log.logId, tree_size: 9, root_hash: Buffer.alloc(32, 7), signed_at: '2030-01-01T00:00:00.000Z', key_id: keyIdHex(own.keyId), signature: own.line.split(' ')[2]! }).execute();
+    const other = parseNote(signTreeHead(OTHER.privateKey, log.logId, 8, Buffer.alloc(32, 9)).checkpoint).signatures[0]!;
+    await store.db.insertInto('transparency_head').values({ log: log.logId, tree_size: 8, root_hash: Buffer.alloc(32, 9), signed_at: '2030-01-02T00:00:00.000Z', key_id: keyIdHex(other.keyId), signature: other.line.split(' ')[2]! }).execute();
     const report = await verifyLog(store.db, log.logId, { publicKeys: [PUB] });
     assert.equal(report.ok, false);
     assert.deepEqual(kinds(report), ['head@0', 'head@0']);
     assert.match(formatLogReport(report), /size 9 signed at 2030-01-01.*does not verify/);
     assert.match(formatLogReport(report), /names key .* not one of the log's keys/);
-    // A genuine signature over a wrong root (the log's key misused): caught by comparing with the entries.
-    const wrong = signTreeHead(KEYS.privateKey, log.logId, 5, Buffer.alloc(32, 1), '2030-01-03T00:00:00.000Z');
+    const wrong = parseNote(signTreeHead(KEYS.privateKey, log.logId, 5, Buffer.alloc(32, 1)).checkpoint).signatures[0]!;
     await store.db.deleteFrom('transparency_head').where('log', '=', log.logId).where('signed_at', '>=', '2030').execute();
-    await store.db.insertInto('transparency_head').values({ log: log.logId, tree_size: 5, root_hash: Buffer.alloc(32, 1), signed_at: wrong.timestamp, key_id: wrong.keyId, signature: wrong.signature }).execute();
+    await store.db.insertInto('transparency_head').values({ log: log.logId, tree_size: 5, root_hash: Buffer.alloc(32, 1), signed_at: '2030-01-03T00:00:00.000Z', key_id: keyIdHex(wrong.keyId), signature: wrong.line.split(' ')[2]! }).execute();
+    assert.deepEqual(kinds(await verifyLog(store.db, log.logId, { publicKeys: [PUB] })), ['head@0']);
+    await store.db.deleteFrom('transparency_head').where('log', '=', log.logId).where('signed_at', '>=', '2030').execute();
+
+    // A head signed before checkpoints (migration 0009): onceonly-tree-head-1 under the JWK thumbprint.
+    // It verifies as it was written, and latestTreeHead() never hands it out as a checkpoint.
+    const root9 = await log.root(9);
+    const at = '2026-06-01T00:00:00.000Z';
+    const thumb = createHash('sha256').update(`{"crv":"Ed25519","kty":"OKP","x":"${PUB.x}"}`).digest('base64url');
+    const legacy = signEd25519(KEYS.privateKey, `onceonly-tree-head-1\n${log.logId}\n9\n${root9.toString('hex')}\n${at}\n`);
+    await store.db.insertInto('transparency_head').values({ log: log.logId, tree_size: 9, root_hash: root9, signed_at: at, key_id: thumb, signature: legacy }).execute();
+    const withLegacy = await verifyLog(store.db, log.logId, { publicKeys: [PUB] });
+    assert.equal(withLegacy.ok, true, formatLogReport(withLegacy));
+    assert.equal(withLegacy.heads, 2);
+    assert.equal((await log.latestTreeHead())?.checkpoint, head.checkpoint);
+    await store.db.updateTable('transparency_head').set({ signature: legacy.replace(/^./, (c) => (c === 'A' ? 'B' : 'A')) }).where('log', '=', log.logId).where('key_id', '=', thumb).execute();
     assert.deepEqual(kinds(await verifyLog(store.db, log.logId, { publicKeys: [PUB] })), ['head@0']);
   });
 

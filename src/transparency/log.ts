@@ -18,25 +18,25 @@
  * Each leaf input is canonical JSON `{format, index, record, time}` (formats.ts): the position and
  * the time are inside the hash, so a moved or re-dated entry no longer matches its leaf hash.
  * Tree heads are signed with the owner's Ed25519 key on demand and on a timer.
- * {@link verifyLog} re-derives everything from the entries and names where the store disagrees.
+ * transparency/verify re-derives everything from the entries and names where the store disagrees.
  */
 import type { KeyObject } from 'node:crypto';
 import { sql, type CompiledQuery, type Kysely, type Transaction } from 'kysely';
-import { importPublicJwk, publicJwk, verifyEd25519, type Ed25519PublicJwk } from '../core/crypto.ts';
+import { publicJwk, type Ed25519PublicJwk } from '../core/crypto.ts';
 import { OnceOnlyError } from '../core/errors.ts';
+import { GroupCommit } from '../core/batch.ts';
 import { canonicalJson } from '../core/json.ts';
 import { consistencyRanges, foldSubtrees, inclusionRanges, leafHash, nodeHash, rootFromLeaves, subtreeNodes, type LeafRange, type NodeId } from '../core/merkle.ts';
 import type { Database, TransparencyEntryTable, TransparencyHeadTable, TransparencyNodeTable } from '../store/schema.ts';
+import { keyIdHex, parseNote } from '../core/note.ts';
 import {
   CONSISTENCY_PROOF_FORMAT,
   INCLUSION_PROOF_FORMAT,
-  TREE_HEAD_FORMAT,
   checkLogName,
-  keyId,
+  checkpointText,
+  logOrigin,
   leafInput,
-  parseEntry,
   signTreeHead,
-  treeHeadMessage,
   type ConsistencyProofDocument,
   type InclusionProofDocument,
   type SignedTreeHead,
@@ -50,12 +50,6 @@ const MAX_RECORD = 64 * 1024;
 const NODE_CHUNK = 64;
 // Rows per multi-row INSERT on PostgreSQL: 5 parameters an entry row keeps far below its 65535.
 const PG_CHUNK = 2000;
-// Entries read per query by the verifier: bounds its memory whatever the log's size.
-const VERIFY_PAGE = 5000;
-// Recent entries whose claimed index the verifier remembers, to spot two entries claiming one index.
-const CLAIM_WINDOW = 4096;
-// Problems listed in a report; the count goes on.
-const MAX_PROBLEMS = 200;
 
 /** Where an appended entry landed. */
 export interface AppendedEntry {
@@ -84,12 +78,12 @@ export interface TransparencyLogOptions {
   now?: () => Date;
   /** Told about failed background signings (appends never fail because a signing did). */
   onError?: (e: unknown) => void;
-}
-
-interface Pending {
-  record: string;
-  resolve: (a: AppendedEntry) => void;
-  reject: (e: unknown) => void;
+  /**
+   * Has witnesses cosign a newly signed checkpoint (transparency/witness's {@link collectCosignatures});
+   * called one at a time, in signing order. Its failures go to `onError`: a checkpoint is valid
+   * without cosignatures, it is only not yet trusted by those who require a quorum.
+   */
+  cosign?: (head: SignedTreeHead) => Promise<void>;
 }
 
 /** The right edge of the tree after `size` leaves: one complete subtree hash per set bit of `size`, largest first. */
@@ -100,7 +94,8 @@ interface Edge {
 
 type Reader = Kysely<Database> | Transaction<Database>;
 
-const key = (level: number, index: number): string => `${level}:${index}`;
+/** The map key of a stored subtree node. */
+export const key = (level: number, index: number): string => `${level}:${index}`;
 
 /** Checks and canonicalises a record before any transaction starts. */
 function recordText(record: unknown): string {
@@ -163,19 +158,28 @@ async function fetchNodes(db: Reader, log: string, ids: readonly NodeId[], cache
   return out;
 }
 
-function toHead(log: string, r: Pick<TransparencyHeadTable, 'tree_size' | 'root_hash' | 'signed_at' | 'key_id' | 'signature'>, pub?: Ed25519PublicJwk): SignedTreeHead {
-  const head: SignedTreeHead = {
-    format: TREE_HEAD_FORMAT,
-    log,
-    treeSize: Number(r.tree_size),
-    rootHash: Buffer.from(r.root_hash).toString('hex'),
-    timestamp: r.signed_at,
-    keyId: r.key_id,
-    signature: r.signature,
-  };
-  if (pub && keyId(pub) === r.key_id) head.publicKey = pub;
-  return head;
+/** The head of a stored checkpoint row, with the cosignature lines collected for it. */
+function toHead(log: string, r: Pick<TransparencyHeadTable, 'tree_size' | 'root_hash' | 'signature'>, cosignatures: readonly string[]): SignedTreeHead {
+  const size = Number(r.tree_size);
+  const root = Buffer.from(r.root_hash);
+  const text = checkpointText(log, size, root);
+  const own = `\u2014 ${logOrigin(log)} ${r.signature}`;
+  return { log, treeSize: size, rootHash: root.toString('hex'), checkpoint: `${text}\n${[own, ...cosignatures].map((l) => `${l}\n`).join('')}` };
 }
+
+/** A cosignature a witness returned for one of the log's checkpoints, already verified by the caller. */
+export interface Cosignature {
+  /** The witness's key name. */
+  witness: string;
+  keyId: number;
+  /** POSIX seconds, from the cosignature. */
+  time: number;
+  /** The signature line, without its newline. */
+  line: string;
+}
+
+// Heads written before checkpoints (migration 0009) have a 43-character JWK thumbprint as key id.
+const isCheckpointRow = sql<boolean>`length(key_id) = 8`;
 
 /**
  * One transparency log. Appends made in one process are serialised and group-committed (appends
@@ -194,10 +198,12 @@ export class TransparencyLog {
   readonly #every: number;
   readonly #now: () => Date;
   readonly #onError: (e: unknown) => void;
+  readonly #cosign: ((head: SignedTreeHead) => Promise<void>) | undefined;
+  #cosignChain: Promise<void> = Promise.resolve();
   // The committed right edge, when known; checked against the locked size before every use.
   #edge: Edge | undefined;
-  #queue: Pending[] = [];
-  #scheduled = false;
+  // Appends arriving together are committed together, one at a time with the log's other writes.
+  readonly #appends = new GroupCommit<string, AppendedEntry>((texts) => this.#serial(() => this.#commit(texts)), { max: MAX_BATCH });
   #exclusive: Promise<unknown> = Promise.resolve();
   #timer: NodeJS.Timeout | undefined;
   #insertEntry: CompiledQuery | undefined;
@@ -217,6 +223,7 @@ export class TransparencyLog {
     this.#every = every;
     this.#now = opts.now ?? (() => new Date());
     this.#onError = opts.onError ?? (() => undefined);
+    this.#cosign = opts.cosign;
   }
 
   /** The log's public key as JWK, when it was given a signing key. */
@@ -232,13 +239,7 @@ export class TransparencyLog {
     } catch (e) {
       return Promise.reject(e instanceof Error ? e : new Error(String(e)));
     }
-    return new Promise<AppendedEntry>((resolve, reject) => {
-      this.#queue.push({ record: text, resolve, reject });
-      if (!this.#scheduled) {
-        this.#scheduled = true;
-        void this.#serial(() => this.#drain());
-      }
-    });
+    return this.#appends.submit(text);
   }
 
   /** Appends many records in one transaction: all of them or none. */
@@ -280,24 +281,6 @@ export class TransparencyLog {
     const run = this.#exclusive.then(fn);
     this.#exclusive = run.catch(() => undefined);
     return run;
-  }
-
-  async #drain(): Promise<void> {
-    for (;;) {
-      const batch = this.#queue.splice(0, MAX_BATCH);
-      if (batch.length === 0) {
-        // Cleared in the same synchronous step as the emptiness check, so an append arriving
-        // afterwards always schedules a new drain.
-        this.#scheduled = false;
-        return;
-      }
-      try {
-        const written = await this.#commit(batch.map((p) => p.record));
-        batch.forEach((p, i) => p.resolve(written[i]!));
-      } catch (e) {
-        for (const p of batch) p.reject(e);
-      }
-    }
   }
 
   /** Extends the tree by `texts` inside `trx`: lock, hash, insert entries and completed subtrees. */
@@ -465,11 +448,24 @@ export class TransparencyLog {
   }
 
   /**
-   * Signs the current tree head now and stores it. With `onlyIfChanged`, returns null instead
-   * when the latest signed head already has this size (what the timer does).
+   * Signs the current tree head now as a checkpoint, stores it and has the witnesses cosign it
+   * (the `cosign` option). With `onlyIfChanged`, returns null instead when the latest checkpoint
+   * already has this size (what the timer does).
    */
-  signTreeHead(opts: { onlyIfChanged?: boolean } = {}): Promise<SignedTreeHead | null> {
-    return this.#serial(() => this.#signNow(opts.onlyIfChanged === true));
+  async signTreeHead(opts: { onlyIfChanged?: boolean } = {}): Promise<SignedTreeHead | null> {
+    const head = await this.#serial(() => this.#signNow(opts.onlyIfChanged === true));
+    if (!head || !this.#cosign) return head;
+    await this.#cosignRound(head);
+    return (await this.#headAt(head.treeSize, Buffer.from(head.rootHash, 'hex'))) ?? head;
+  }
+
+  /** Asks the witnesses for cosignatures of `head`, one round at a time, so they see the checkpoints in order. */
+  #cosignRound(head: SignedTreeHead): Promise<void> {
+    const cosign = this.#cosign;
+    if (!cosign) return Promise.resolve();
+    const run = this.#cosignChain.then(() => cosign(head)).catch((e: unknown) => this.#onError(e));
+    this.#cosignChain = run;
+    return run;
   }
 
   async #signNow(onlyIfChanged: boolean): Promise<SignedTreeHead | null> {
@@ -478,31 +474,62 @@ export class TransparencyLog {
     // A size and the subtrees it needs commit together, so this pair is consistent without a
     // transaction even while other processes append.
     const size = await this.size();
-    if (onlyIfChanged) {
-      const latest = await this.latestTreeHead();
-      if (latest && latest.treeSize === size) return null;
-    }
+    const latest = await this.latestTreeHead();
+    if (onlyIfChanged && latest && latest.treeSize === size) return null;
     const root = this.#edge?.size === size ? foldSubtrees(this.#edge.peaks) : await this.root(size);
-    const head = signTreeHead(signingKey, this.logId, size, root, this.#now().toISOString());
+    // Ed25519 is deterministic: the checkpoint of a size already signed is the same bytes; it is
+    // stored once.
+    if (latest && latest.treeSize === size && latest.rootHash === root.toString('hex')) return latest;
+    const head = signTreeHead(signingKey, this.logId, size, root);
+    const own = parseNote(head.checkpoint).signatures[0]!;
     await this.#db
       .insertInto('transparency_head')
-      .values({ log: this.logId, tree_size: size, root_hash: root, signed_at: head.timestamp, key_id: head.keyId, signature: head.signature })
-      // The same size signed twice in one millisecond is the same head (Ed25519 is deterministic).
+      .values({ log: this.logId, tree_size: size, root_hash: root, signed_at: this.#now().toISOString(), key_id: keyIdHex(own.keyId), signature: own.line.slice(own.line.lastIndexOf(' ') + 1) })
       .onConflict((oc) => oc.columns(['log', 'tree_size', 'signed_at']).doNothing())
       .execute();
     return head;
   }
 
-  /** The signed head of the largest size (the latest signed, among several of that size). */
-  async latestTreeHead(): Promise<SignedTreeHead | undefined> {
-    const r = await this.#db.selectFrom('transparency_head').selectAll().where('log', '=', this.logId).orderBy('tree_size', 'desc').orderBy('signed_at', 'desc').limit(1).executeTakeFirst();
-    return r && toHead(this.logId, r, this.#pub);
+  /** The cosignature lines stored for a checkpoint. */
+  async #cosignatureLines(treeSize: number, root: Buffer): Promise<string[]> {
+    const rows = await this.#db.selectFrom('transparency_cosignature').select('line').where('log', '=', this.logId).where('tree_size', '=', treeSize).where('root_hash', '=', root).orderBy('witness').orderBy('key_id').execute();
+    return rows.map((r) => r.line);
   }
 
-  /** Every signed head, oldest size first. */
+  async #headAt(treeSize: number, root: Buffer): Promise<SignedTreeHead | undefined> {
+    const r = await this.#db.selectFrom('transparency_head').select(['tree_size', 'root_hash', 'signature']).where('log', '=', this.logId).where('tree_size', '=', treeSize).where('root_hash', '=', root).where(isCheckpointRow).limit(1).executeTakeFirst();
+    return r && toHead(this.logId, r, await this.#cosignatureLines(treeSize, root));
+  }
+
+  /** The checkpoint of the largest size, with the cosignatures collected for it. */
+  async latestTreeHead(): Promise<SignedTreeHead | undefined> {
+    const r = await this.#db.selectFrom('transparency_head').select(['tree_size', 'root_hash', 'signature']).where('log', '=', this.logId).where(isCheckpointRow).orderBy('tree_size', 'desc').orderBy('signed_at', 'desc').limit(1).executeTakeFirst();
+    return r && toHead(this.logId, r, await this.#cosignatureLines(Number(r.tree_size), Buffer.from(r.root_hash)));
+  }
+
+  /** Every checkpoint signed, oldest size first, each with its cosignatures. */
   async treeHeads(): Promise<SignedTreeHead[]> {
-    const rows = await this.#db.selectFrom('transparency_head').selectAll().where('log', '=', this.logId).orderBy('tree_size').orderBy('signed_at').execute();
-    return rows.map((r) => toHead(this.logId, r, this.#pub));
+    const rows = await this.#db.selectFrom('transparency_head').select(['tree_size', 'root_hash', 'signature']).where('log', '=', this.logId).where(isCheckpointRow).orderBy('tree_size').orderBy('signed_at').execute();
+    const out: SignedTreeHead[] = [];
+    for (const r of rows) out.push(toHead(this.logId, r, await this.#cosignatureLines(Number(r.tree_size), Buffer.from(r.root_hash))));
+    return out;
+  }
+
+  /** Stores cosignatures of `head` (verified by the caller against the witness's key); a line already held is kept once. */
+  async addCosignatures(head: SignedTreeHead, cosignatures: readonly Cosignature[]): Promise<void> {
+    if (cosignatures.length === 0) return;
+    const received = this.#now().toISOString();
+    await this.#db
+      .insertInto('transparency_cosignature')
+      .values(cosignatures.map((c) => ({ log: this.logId, tree_size: head.treeSize, root_hash: Buffer.from(head.rootHash, 'hex'), witness: c.witness, key_id: keyIdHex(c.keyId), line: c.line, cosigned_at: c.time, received_at: received })))
+      .onConflict((oc) => oc.columns(['log', 'tree_size', 'root_hash', 'witness', 'key_id']).doNothing())
+      .execute();
+  }
+
+  /** The largest size a witness key has cosigned (what it will compare the next checkpoint with), 0 if none. */
+  async witnessedSize(witness: string, keyId: number): Promise<number> {
+    const r = await this.#db.selectFrom('transparency_cosignature').select((eb) => eb.fn.max('tree_size').as('m')).where('log', '=', this.logId).where('witness', '=', witness).where('key_id', '=', keyIdHex(keyId)).executeTakeFirst();
+    return r?.m === null || r?.m === undefined ? 0 : Number(r.m);
   }
 
   /**
@@ -527,7 +554,7 @@ export class TransparencyLog {
       entry: e.entry,
       leafHash: e.leafHash.toString('hex'),
       path: path.map((p) => p.toString('hex')),
-      treeHead: h,
+      checkpoint: h.checkpoint,
     };
   }
 
@@ -542,7 +569,15 @@ export class TransparencyLog {
     if (this.#timer) return;
     if (!this.#key) throw new OnceOnlyError('invalid_request', `transparency log ${this.logId} was opened without a signing key`, { field: 'signingKey' });
     this.#timer = setInterval(() => {
-      this.signTreeHead({ onlyIfChanged: true }).catch((e: unknown) => this.#onError(e));
+      // Unchanged: ask again the witnesses that have not cosigned the latest checkpoint yet (one
+      // may have been down when it was signed).
+      this.signTreeHead({ onlyIfChanged: true })
+        .then(async (signed) => {
+          if (signed) return;
+          const latest = await this.latestTreeHead();
+          if (latest) await this.#cosignRound(latest);
+        })
+        .catch((e: unknown) => this.#onError(e));
     }, this.#every);
     this.#timer.unref();
   }
@@ -552,310 +587,11 @@ export class TransparencyLog {
     if (this.#timer) clearInterval(this.#timer);
     this.#timer = undefined;
     await this.#serial(() => Promise.resolve());
-    if (this.#key) await this.signTreeHead({ onlyIfChanged: true });
+    // The last checkpoint is signed but not sent: the witnesses may be stopping too. The next
+    // start's timer asks them.
+    if (this.#key) await this.#serial(() => this.#signNow(true));
+    await this.#cosignChain;
   }
 }
 
 // ---- offline verification of a whole log ----
-
-/** One thing wrong with a stored log, at the first entry position it concerns. */
-export interface LogProblem {
-  position: number;
-  kind: 'altered' | 'deleted' | 'inserted' | 'reordered' | 'node' | 'head';
-  message: string;
-}
-
-/** The outcome of {@link verifyLog}. */
-export interface LogReport {
-  ok: boolean;
-  log: string;
-  /** Entry rows read. */
-  entries: number;
-  /** The size the tree row records. */
-  treeSize: number;
-  /** Signed head rows stored. */
-  heads: number;
-  /** Largest size whose signed head verified and whose root the stored leaf hashes reproduce, or null. */
-  lastGoodHead: number | null;
-  notes: string[];
-  /** Sorted by position; `problems[0]` is the first place where the store disagrees with itself. */
-  problems: LogProblem[];
-  /** Problems found beyond the ones listed. */
-  moreProblems: number;
-}
-
-/** Options of {@link verifyLog}. */
-export interface VerifyLogOptions {
-  /** The log's public keys (several after a key rotation). Without any, signatures are not checked (a note says so). */
-  publicKeys?: readonly Ed25519PublicJwk[];
-}
-
-/** The names of every log the store holds. */
-export async function listLogs(db: Kysely<Database>): Promise<string[]> {
-  const rows = await db
-    .selectFrom('transparency_tree')
-    .select('log')
-    .union(db.selectFrom('transparency_entry').select('log').distinct())
-    .union(db.selectFrom('transparency_head').select('log').distinct())
-    .execute();
-  return [...new Set(rows.map((r) => r.log))].sort();
-}
-
-/**
- * Verifies a whole log offline, from the database alone (and the log's public keys): every entry
- * against its leaf hash, position and time; every stored complete subtree against the entries;
- * every signed head's signature and root; the tree size against the entries. Names the first
- * position where stored entries, nodes or signed heads disagree, and what kind of change explains
- * it (altered, deleted, inserted, re-ordered). Runs in one read-only transaction (repeatable read
- * on PostgreSQL); memory stays bounded whatever the log's size.
- */
-export async function verifyLog(db: Kysely<Database>, log: string, opts: VerifyLogOptions = {}): Promise<LogReport> {
-  return db
-    .transaction()
-    .setIsolationLevel('repeatable read')
-    .setAccessMode('read only')
-    .execute((trx) => verifyIn(trx, log, opts));
-}
-
-function short(h: Buffer | string): string {
-  return `${(typeof h === 'string' ? h : h.toString('hex')).slice(0, 12)}…`;
-}
-
-async function verifyIn(trx: Transaction<Database>, log: string, opts: VerifyLogOptions): Promise<LogReport> {
-  const problems: LogProblem[] = [];
-  const notes: string[] = [];
-  let more = 0;
-  // The highest position any problem so far concerns: a subtree or head covering it is already
-  // explained, and listing every ancestor of one altered entry would bury the cause.
-  let explainedTo = -1;
-  const problem = (position: number, kind: LogProblem['kind'], message: string, through = position): void => {
-    explainedTo = Math.max(explainedTo, through);
-    if (problems.length < MAX_PROBLEMS) problems.push({ position, kind, message });
-    else more++;
-  };
-
-  const treeRow = await trx.selectFrom('transparency_tree').select('size').where('log', '=', log).executeTakeFirst();
-  const maxSeq = await trx.selectFrom('transparency_entry').select((eb) => eb.fn.max('seq').as('m')).where('log', '=', log).executeTakeFirst();
-  const lastSeq = maxSeq?.m === null || maxSeq?.m === undefined ? -1 : Number(maxSeq.m);
-  const treeSize = treeRow ? Number(treeRow.size) : lastSeq + 1;
-  if (!treeRow && lastSeq >= 0) notes.push('the tree row is missing (the next append recreates it from the last entry); the entries are checked as they are');
-
-  // Signed heads: signatures first; only heads that verify say anything about the entries.
-  const keys = new Map((opts.publicKeys ?? []).map((k) => [keyId(k), importPublicJwk(k)] as const));
-  if (keys.size === 0) notes.push('signatures of tree heads were not checked: no public key was given');
-  const headRows = await trx.selectFrom('transparency_head').selectAll().where('log', '=', log).orderBy('tree_size').orderBy('signed_at').execute();
-  const headsAt = new Map<number, typeof headRows>();
-  // In an object: it is set inside checkHeads, where flow analysis would not see the assignment.
-  const good: { head: number | null } = { head: null };
-  for (const h of headRows) {
-    const n = Number(h.tree_size);
-    const root = Buffer.from(h.root_hash).toString('hex');
-    if (keys.size > 0) {
-      const k = keys.get(h.key_id);
-      if (!k) {
-        problem(0, 'head', `the tree head of size ${n} signed at ${h.signed_at} names key ${h.key_id}, which is not one of the log's keys`, -1);
-        continue;
-      }
-      if (!verifyEd25519(k, treeHeadMessage(log, n, root, h.signed_at), h.signature)) {
-        problem(0, 'head', `the signature of the tree head of size ${n} signed at ${h.signed_at} does not verify: the head was forged or altered`, -1);
-        continue;
-      }
-    }
-    const list = headsAt.get(n) ?? [];
-    list.push(h);
-    headsAt.set(n, list);
-  }
-  const checkHeads = (size: number, root: Buffer, goodFrom: number): void => {
-    for (const h of headsAt.get(size) ?? []) {
-      if (Buffer.from(h.root_hash).equals(root)) {
-        good.head = size;
-      } else if (explainedTo < goodFrom) {
-        problem(
-          goodFrom,
-          'head',
-          `the tree head of size ${size} signed at ${h.signed_at} has root ${short(h.root_hash)}, but entries 0..${size - 1} hash to ${short(root)}: entries ${goodFrom}..${size - 1} were rewritten after it was signed (with their leaf and subtree hashes)`,
-          size - 1,
-        );
-      }
-    }
-  };
-  if (headsAt.has(0)) checkHeads(0, rootFromLeaves([]), 0);
-
-  // Walk the entries in order, rebuilding the tree from the right edge as the log built it.
-  let entries = 0;
-  let expected = 0;
-  let treeBroken = false;
-  const peaks: { level: number; hash: Buffer }[] = [];
-  let shift: { from: number; to: number; delta: number } | null = null;
-  const flushShift = (): void => {
-    if (!shift) return;
-    const { from, to, delta } = shift;
-    problem(
-      from,
-      'reordered',
-      from === to ? `the entry at position ${from} was appended at position ${from + delta}` : `the entries at positions ${from}..${to} were appended at positions ${from + delta}..${to + delta}`,
-      to,
-    );
-    shift = null;
-  };
-  let beyond: { from: number; count: number } | null = null;
-  // The index each recent entry says it has (inside its hashed text), to the position it is at.
-  const claims = new Map<number, number>();
-
-  for (let next = -Infinity; ; ) {
-    let q = trx.selectFrom('transparency_entry').select(['seq', 'entry', 'leaf_hash', 'appended_at']).where('log', '=', log);
-    if (next !== -Infinity) q = q.where('seq', '>=', next);
-    const rows = await q.orderBy('seq').limit(VERIFY_PAGE).execute();
-    if (rows.length === 0) break;
-    entries += rows.length;
-    const first = Number(rows[0]!.seq);
-    const last = Number(rows[rows.length - 1]!.seq);
-    next = last + 1;
-    const stored = treeBroken ? new Map<string, Buffer>() : await nodesCompletedBy(trx, log, Math.max(first, 0), Math.min(last, treeSize - 1));
-
-    for (const row of rows) {
-      const s = Number(row.seq);
-      if (s < 0 || s >= treeSize) {
-        if (beyond) beyond.count++;
-        else beyond = { from: s, count: 1 };
-        continue;
-      }
-      if (s > expected) {
-        flushShift();
-        problem(expected, 'deleted', s - expected === 1 ? `entry ${expected} is missing` : `entries ${expected}..${s - 1} are missing (${s - expected} entries)`, s - 1);
-        treeBroken = true;
-      }
-      expected = s + 1;
-      const stored_hash = row.leaf_hash;
-      const e = parseEntry(row.entry);
-      const matches = leafHash(row.entry).equals(stored_hash);
-      if (!matches || !e) {
-        flushShift();
-        problem(s, 'altered', !e ? `entry ${s} is not a log entry (${short(stored_hash)})` : `entry ${s} does not match its leaf hash ${short(stored_hash)}: its content was changed`);
-      } else if (claims.has(e.index)) {
-        // Two entries that both hash correctly say they are entry e.index: one was put in directly
-        // (typically at the earlier position, with the entries after it renumbered to make room).
-        flushShift();
-        problem(claims.get(e.index)!, 'inserted', `the entries at positions ${claims.get(e.index)!} and ${s} both say they are entry ${e.index}: one of them was put into the store directly and the entries after it renumbered`, s);
-      }
-      if (e && matches && e.index !== s) {
-        const delta = e.index - s;
-        if (shift && shift.delta === delta && shift.to === s - 1) shift.to = s;
-        else {
-          flushShift();
-          shift = { from: s, to: s, delta };
-        }
-        // Reported when the run of moved entries ends, but it explains the subtrees over it now.
-        explainedTo = Math.max(explainedTo, s);
-      } else if (e && matches) {
-        flushShift();
-        if (e.time !== row.appended_at) problem(s, 'altered', `entry ${s}'s appended_at column says ${row.appended_at}, the hashed entry ${e.time}: the column was changed`);
-      }
-      if (e && matches) {
-        claims.set(e.index, s);
-        // A bounded window of recent claims: enough for a renumbering, whatever the log's size.
-        if (claims.size > CLAIM_WINDOW) claims.delete(claims.keys().next().value!);
-      }
-      if (treeBroken) continue;
-
-      // The stored leaf hash feeds the tree, so that one altered entry is reported once and the
-      // rest of the tree is still checked.
-      let h: Buffer = stored_hash;
-      let level = 0;
-      let idx = s;
-      while (idx % 2 === 1) {
-        const left = peaks.pop()!;
-        h = nodeHash(left.hash, h);
-        level += 1;
-        idx = (idx - 1) / 2;
-        const from = idx * 2 ** level;
-        const to = from + 2 ** level - 1;
-        const got = stored.get(key(level, idx));
-        if (!got) {
-          if (explainedTo < from) problem(from, 'node', `the stored hash of entries ${from}..${to} (subtree level ${level}, index ${idx}) is missing`, to);
-        } else if (!got.equals(h)) {
-          if (explainedTo < from) {
-            problem(
-              from,
-              'node',
-              `the stored hash of entries ${from}..${to} (subtree level ${level}, index ${idx}) does not match them: one of these entries was rewritten with its leaf hash, or the subtree hash was changed`,
-              to,
-            );
-          }
-        }
-      }
-      peaks.push({ level, hash: h });
-      const size = s + 1;
-      if (headsAt.has(size)) checkHeads(size, foldSubtrees(peaks.map((p) => p.hash)), good.head ?? 0);
-    }
-  }
-  flushShift();
-
-  // Rows removed from the end leave no gap; the tree size and the signed heads still count them.
-  if (expected < treeSize) {
-    let signed: string | undefined;
-    for (const [n, hs] of headsAt) if (n > expected && hs[0]) signed ??= ` (a signed tree head of size ${n}, signed at ${hs[0].signed_at}, counts them too)`;
-    problem(expected, 'deleted', `entries ${expected}..${treeSize - 1} are missing from the end of the log: the tree size counts ${treeSize}${signed ?? ''}`, treeSize - 1);
-  }
-  for (const [n, hs] of headsAt) {
-    if (n > treeSize) problem(treeSize, 'deleted', `the tree head of size ${n} signed at ${hs[0]?.signed_at ?? '?'} counts more entries than the log's tree size ${treeSize}: entries were removed`, n - 1);
-  }
-  if (beyond) {
-    problem(beyond.from, 'inserted', `${beyond.count} entr${beyond.count === 1 ? 'y lies' : 'ies lie'} outside the tree of ${treeSize} entries (from position ${beyond.from}): put into the store directly, not appended through the log`, Number.MAX_SAFE_INTEGER);
-  }
-  // Subtree hashes the tree does not have: written into the store directly.
-  const maxLevel = await trx.selectFrom('transparency_node').select((eb) => eb.fn.max('level').as('m')).where('log', '=', log).executeTakeFirst();
-  for (let level = 1; level <= Number(maxLevel?.m ?? 0); level++) {
-    const firstBeyond = Math.floor(treeSize / 2 ** level);
-    const extra = await trx.selectFrom('transparency_node').select(['idx']).where('log', '=', log).where('level', '=', level).where('idx', '>=', firstBeyond).orderBy('idx').limit(1).executeTakeFirst();
-    // One that covers entries already reported missing is what their deletion left behind.
-    if (extra && explainedTo < (Number(extra.idx) + 1) * 2 ** level - 1) problem(Number(extra.idx) * 2 ** level, 'inserted', `a subtree hash at level ${level}, index ${extra.idx} lies outside the tree of ${treeSize} entries: put into the store directly`, Number.MAX_SAFE_INTEGER);
-  }
-  if (treeBroken) notes.push(`the tree could not be rebuilt past the first missing entry: subtree hashes and signed heads beyond it were not compared`);
-  const lastGoodHead = good.head;
-  if (lastGoodHead === null && treeSize > 0) notes.push('no signed tree head covers the log yet: the entries are checked against their stored hashes only');
-  else if (lastGoodHead !== null && lastGoodHead < treeSize) notes.push(`entries ${lastGoodHead}..${treeSize - 1} are not yet covered by a signed tree head`);
-
-  problems.sort((x, y) => x.position - y.position);
-  return { ok: problems.length === 0, log, entries, treeSize, heads: headRows.length, lastGoodHead, notes, problems, moreProblems: more };
-}
-
-
-/** The stored subtree hashes completed by leaves `first..last` (one query per page). */
-async function nodesCompletedBy(trx: Transaction<Database>, log: string, first: number, last: number): Promise<Map<string, Buffer>> {
-  const out = new Map<string, Buffer>();
-  if (last < first) return out;
-  const terms: { level: number; lo: number; hi: number }[] = [];
-  // Subtree (level, j) is completed by leaf (j + 1) * 2^level - 1.
-  for (let level = 1; 2 ** level <= last + 1; level++) {
-    const w = 2 ** level;
-    const lo = Math.ceil((first + 1) / w) - 1;
-    const hi = Math.floor((last + 1) / w) - 1;
-    if (hi >= lo) terms.push({ level, lo, hi });
-  }
-  if (terms.length === 0) return out;
-  const rows = await trx
-    .selectFrom('transparency_node')
-    .select(['level', 'idx', 'hash'])
-    .where((eb) => eb.or(terms.map((t) => eb.and([eb('log', '=', log), eb('level', '=', t.level), eb('idx', '>=', t.lo), eb('idx', '<=', t.hi)]))))
-    .execute();
-  for (const r of rows) out.set(key(Number(r.level), Number(r.idx)), r.hash);
-  return out;
-}
-
-/** Human-readable form of a report, for `onceonly transparency verify-log`. */
-export function formatLogReport(r: LogReport): string {
-  const lines = [
-    `transparency log ${r.log}: ${r.ok ? 'OK' : 'FAILED'}`,
-    `  entries:      ${r.entries}${r.treeSize > 0 ? ` (tree size ${r.treeSize})` : ''}`,
-    `  signed heads: ${r.heads}${r.lastGoodHead === null ? '' : `, largest whose root the stored hashes reproduce: size ${r.lastGoodHead}`}`,
-  ];
-  for (const n of r.notes) lines.push(`  note: ${n}`);
-  if (r.problems.length > 0) {
-    lines.push(`  first problem at position ${r.problems[0]!.position}`);
-    lines.push(`  problems (${r.problems.length + r.moreProblems}):`);
-    for (const p of r.problems) lines.push(`    position ${String(p.position).padEnd(8)} ${p.kind.padEnd(10)} ${p.message}`);
-    if (r.moreProblems > 0) lines.push(`    … and ${r.moreProblems} more`);
-  }
-  return `${lines.join('\n')}\n`;
-}

@@ -66,6 +66,9 @@ export interface Exchange {
   centralUrl: string;
   token: string;
   registries: Registries;
+  /** The population register's URL (its routes need `registryToken`). */
+  registryUrl: string;
+  registryToken: string;
   /** The population register's own store (for tests that write history with a clock of their own). */
   registryStore: Store;
   people: { alice: string; bob: string };
@@ -85,14 +88,14 @@ export interface Exchange {
   /** Stops one gateway (its ports stay reserved for a restart). */
   stopGateway(which: 'gro' | 'leeds'): Promise<void>;
   /** Stops (if running) and starts one gateway from its directory again, e.g. after a settings change. */
-  restartGateway(which: 'gro' | 'leeds'): Promise<void>;
+  restartGateway(which: 'gro' | 'leeds', opts?: { onWarning?: (message: string) => void }): Promise<void>;
   /** Calls the consumer gateway's client side. */
   call(path: string, headers?: Record<string, string>, init?: { method?: string; body?: string | Buffer }): Promise<{ status: number; headers: Record<string, string>; body: string }>;
   stop(): Promise<void>;
 }
 
 /** Starts a complete exchange under a temporary directory. */
-export async function startExchange(opts: { validitySeconds?: number; confIntervalMs?: number } = {}): Promise<Exchange> {
+export async function startExchange(opts: { validitySeconds?: number; confIntervalMs?: number; natsUrl?: string } = {}): Promise<Exchange> {
   const root = mkdtempSync(join(tmpdir(), 'onceonly-exchange-'));
   let offset = 0;
   const now = (): Date => new Date(Date.now() + offset);
@@ -146,8 +149,8 @@ export async function startExchange(opts: { validitySeconds?: number; confInterv
   await initGateway({ dir: dirs.leeds, anchorFile, id: IDS.leedsGw, address: `https://127.0.0.1:${leedsPort}`, clientPort: leedsClientPort, providerPort: leedsPort, token: init.token, subsystems: [IDS.parking] });
   const gwSettings = { confIntervalMs: opts.confIntervalMs ?? 60_000 };
   const running: { gro: RunningGateway | undefined; leeds: RunningGateway | undefined } = {
-    gro: await startGateway(dirs.gro, { settings: gwSettings, now }),
-    leeds: await startGateway(dirs.leeds, { settings: gwSettings, now }),
+    gro: await startGateway(dirs.gro, { settings: gwSettings, now, natsUrl: opts.natsUrl }),
+    leeds: await startGateway(dirs.leeds, { settings: gwSettings, now, natsUrl: opts.natsUrl }),
   };
 
   let tampering = false;
@@ -174,6 +177,8 @@ export async function startExchange(opts: { validitySeconds?: number; confInterv
     centralUrl,
     token: init.token,
     registries,
+    registryUrl,
+    registryToken,
     registryStore: store,
     people: { alice, bob },
     get gro() {
@@ -199,9 +204,9 @@ export async function startExchange(opts: { validitySeconds?: number; confInterv
     stopCentral,
     startCentral,
     stopGateway,
-    async restartGateway(which) {
+    async restartGateway(which, o = {}) {
       await stopGateway(which);
-      running[which] = await startGateway(dirs[which], { settings: gwSettings, now });
+      running[which] = await startGateway(dirs[which], { settings: gwSettings, now, natsUrl: opts.natsUrl, ...o });
     },
     async call(path, headers = {}, init2 = {}) {
       const res = await request(`${clientBase}${path}`, { method: (init2.method ?? 'GET') as 'GET', headers, body: init2.body ?? null });

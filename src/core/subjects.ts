@@ -1,6 +1,7 @@
 /**
- * @module registry/identifiers
- * Synthetic identifiers for the demo registries. Each has a letter prefix and an ISO/IEC 7064
+ * @module core/subjects
+ * Identifiers of the subjects the demo registries hold (people, addresses, companies), shared by
+ * every part that names one. Each has a letter prefix and an ISO/IEC 7064
  * MOD 11-2 check character (the scheme ORCID uses), so a mistyped digit or a swap of two adjacent
  * digits is caught, and none can be mistaken for a real UK number: a National Insurance number is
  * two letters, six digits and a letter A-D; an NHS number is ten digits; a UPRN is up to twelve
@@ -12,7 +13,7 @@
  * - company (business register):  `C-12345678-C` (8 digits)
  * where `C` is 0-9 or X.
  */
-import { OnceOnlyError } from '../core/errors.ts';
+import { OnceOnlyError } from './errors.ts';
 
 export type IdKind = 'person' | 'address' | 'company';
 

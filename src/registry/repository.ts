@@ -1,0 +1,89 @@
+/**
+ * @module registry/repository
+ * What other parts may ask of the registers' tables (`subject`, `fact`, `change`), which only this
+ * folder reads and writes (test/architecture.test.ts checks it): the duplication audit's snapshot
+ * of current beliefs, a version that moves with every write, and the demo's example ids. A thin
+ * class over Kysely, in the style of Immich's repositories; the registers' own reads and writes
+ * are in registry/facts.
+ */
+import type { Kysely } from 'kysely';
+import type { Database } from '../store/schema.ts';
+
+/** A current belief as the audit reads it. */
+export interface CurrentFact {
+  subject: string;
+  item: string;
+  /** JSON text. */
+  value: string;
+  valid_from: string;
+  valid_to: string | null;
+}
+
+export class RegistryRepository {
+  readonly #db: Kysely<Database>;
+
+  constructor(db: Kysely<Database>) {
+    this.#db = db;
+  }
+
+  /**
+   * The current beliefs about `items` of every subject of `registry`, a page of subjects at a time:
+   * the subject ids from the primary key in order, and each page's facts from one range query on
+   * the index of current beliefs, so the cost is two queries per page whatever the size.
+   */
+  async *currentFactPages(registry: string, items: string[], pageSize: number): AsyncGenerator<CurrentFact[]> {
+    let after = '';
+    for (;;) {
+      const ids = await this.#db.selectFrom('subject').select('id').where('registry', '=', registry).where('id', '>', after).orderBy('id').limit(pageSize).execute();
+      if (ids.length === 0) return;
+      const first = ids[0]!.id;
+      const last = ids[ids.length - 1]!.id;
+      yield await this.#db
+        .selectFrom('fact')
+        .select(['subject', 'item', 'value', 'valid_from', 'valid_to'])
+        .where('registry', '=', registry)
+        .where('subject', '>=', first)
+        .where('subject', '<=', last)
+        .where('item', 'in', items)
+        .where('superseded_at', 'is', null)
+        .execute();
+      after = last;
+      if (ids.length < pageSize) return;
+    }
+  }
+
+  /** A value that changes whenever a registry write lands: facts are only ever inserted, and every write journals a change. */
+  async version(): Promise<string> {
+    const f = await this.#db.selectFrom('fact').select((eb) => eb.fn.max('seq').as('s')).executeTakeFirst();
+    const c = await this.#db.selectFrom('change').select((eb) => eb.fn.countAll().as('n')).executeTakeFirst();
+    return `${String(f?.s ?? '')}:${String(c?.n ?? '')}`;
+  }
+
+  /** The first record of `registry` by id, or undefined when it is empty. */
+  async firstSubject(registry: string): Promise<string | undefined> {
+    const row = await this.#db.selectFrom('subject').select('id').where('registry', '=', registry).orderBy('id').limit(1).executeTakeFirst();
+    return row?.id;
+  }
+
+  /** The subject of `registry` that comes after `after` in id order (the first when none does), or undefined when empty. */
+  async subjectOtherThan(registry: string, other: string): Promise<string | undefined> {
+    const row = await this.#db.selectFrom('subject').select('id').where('registry', '=', registry).where('id', '!=', other).orderBy('id').limit(1).executeTakeFirst();
+    return row?.id;
+  }
+
+  /** The first person of the population register `registry` recorded as alive today, or undefined. */
+  async firstLivingPerson(registry: string): Promise<string | undefined> {
+    const row = await this.#db
+      .selectFrom('fact')
+      .select('subject')
+      .where('registry', '=', registry)
+      .where('item', '=', 'person.status')
+      .where('superseded_at', 'is', null)
+      .where('valid_to', 'is', null)
+      .where('value', '=', '"alive"')
+      .orderBy('subject')
+      .limit(1)
+      .executeTakeFirst();
+    return row?.subject;
+  }
+}
