@@ -79,7 +79,7 @@ export interface EmbeddedOptions {
   leaseName: string;
   /** Longest sleep between looks when nothing is due, ms (default 1000: events queued by another process are seen within it). */
   pollMs?: number;
-  /** Deliveries in flight at once, over all subscriptions (default 64); never two about one person of one subscription. */
+  /** Deliveries in flight at once, over all subscriptions (default 256: those of one subscription travel together, gateway/events); never two about one person of one subscription. */
   maxInFlight?: number;
   onError?: (e: unknown) => void;
   now?: () => Date;
@@ -111,7 +111,7 @@ export class EmbeddedTransport implements Transport {
     this.#o = o;
     this.#policy = o.policy ?? DEFAULT_RETRY;
     this.#now = o.now ?? (() => new Date());
-    this.#max = Math.max(1, o.maxInFlight ?? 64);
+    this.#max = Math.max(1, o.maxInFlight ?? 256);
   }
 
   start(deliver: Deliver): Promise<void> {

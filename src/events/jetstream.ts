@@ -411,16 +411,19 @@ export class JetStreamTransport implements Transport {
     const limit = 500;
     const rows = await this.#o.store.unpublished(limit);
     if (rows.length === 0) return false;
-    const bySub = new Map<string, QueuedEvent[]>();
+    // By partition: a partition's rows one after another, each acknowledged by the stream before
+    // the next, so they sit in it in queue order (a person's events in the order they happened);
+    // partitions, of every subscription, side by side.
+    const byPartition = new Map<string, QueuedEvent[]>();
     for (const r of rows) {
-      const list = bySub.get(r.subscription);
+      const key = `${r.subscription} ${partitionOf(r.subject)}`;
+      const list = byPartition.get(key);
       if (list) list.push(r);
-      else bySub.set(r.subscription, [r]);
+      else byPartition.set(key, [r]);
     }
     let failed = false;
-    // Subscriptions in parallel; each subscription's rows one after another, each acknowledged
-    // by the stream before the next, so they sit in their partitions in queue order.
-    await Promise.all([...bySub].map(async ([sub, list]) => {
+    await Promise.all([...byPartition.values()].map(async (list) => {
+      const sub = list[0]!.subscription;
       const provider = this.#providers.get(sub);
       if (provider === undefined) return; // Not (yet) an active push subscription here: the next sync sees it.
       const done: { subscription: string; seq: number }[] = [];
@@ -434,7 +437,7 @@ export class JetStreamTransport implements Transport {
           done.push(body);
         }
       } catch (e) {
-        // Stops this subscription's batch: publishing later rows first would reorder them.
+        // Stops this partition's batch: publishing its later rows first would reorder them.
         failed = true;
         this.#o.onError?.(e);
       } finally {

@@ -24,6 +24,8 @@ export interface Receiver {
   down: boolean;
   /** While set, takes each event but answers 503 (an answer lost on the way back): the sender retries. */
   loseAnswers: boolean;
+  /** Subjects whose events it answers 503 for, for now (a record it cannot take yet); others are taken. */
+  readonly holdBack: Set<string>;
   /** Deliveries answered 503 because the receiver was down. */
   turnedAway: number;
   close(): Promise<void>;
@@ -34,7 +36,7 @@ const MAX_BODY = 1024 * 1024;
 
 export async function startReceiver(o: { secret: string; host?: string; port?: number; onEvent?: (e: ChangeEvent) => void }): Promise<Receiver> {
   const seen = new SeenEvents();
-  const r: Omit<Receiver, 'url' | 'close'> = { events: [], duplicates: [], refused: [], down: false, loseAnswers: false, turnedAway: 0 };
+  const r: Omit<Receiver, 'url' | 'close'> = { events: [], duplicates: [], refused: [], holdBack: new Set(), down: false, loseAnswers: false, turnedAway: 0 };
   const server: Server = createServer((req, res) => {
     const chunks: Buffer[] = [];
     let size = 0;
@@ -57,6 +59,10 @@ export async function startReceiver(o: { secret: string; host?: string; port?: n
         const type = isOnceOnlyError(e) ? e.type : 'invalid_request';
         r.refused.push(type);
         return answer(type === 'invalid_signature' ? 401 : 400, { error: type });
+      }
+      if (r.holdBack.has(event.data.subject)) {
+        r.turnedAway++;
+        return answer(503, { error: 'this record cannot be taken now' });
       }
       if (!seen.first(event.id)) {
         r.duplicates.push(event.id);

@@ -47,6 +47,9 @@ export interface RelayOptions {
   waitSeconds?: number;
 }
 
+/** Events routed at once (each is a read of the register): the relay's own pace, not the register's. */
+const ROUTE_AT_ONCE = 16;
+
 /** The change kinds whose subscribers a correction of `item` reaches. */
 function kindsCarrying(types: Record<string, { items: string[] }>, item: string): Set<string> {
   return new Set(Object.entries(types).filter(([, t]) => t.items.includes(item)).map(([k]) => k));
@@ -121,7 +124,10 @@ export class Relay {
     this.#types ??= await this.#o.types();
     const subs = await store.subscriptions({ provider, status: 'active' });
     const rows: NewQueued[] = [];
-    for (const e of events) rows.push(...(await this.#route(e, subs)));
+    // Routed side by side (each reads the interest lists and the register), queued in outbox order.
+    for (let k = 0; k < events.length; k += ROUTE_AT_ONCE) {
+      for (const routed of await Promise.all(events.slice(k, k + ROUTE_AT_ONCE).map((e) => this.#route(e, subs)))) rows.push(...routed);
+    }
     const queued = await store.enqueue(provider, cursor, events[events.length - 1]!.seq, rows, this.#now().toISOString());
     // Another process moved the cursor first: it queued these; read again from where it is.
     if (queued && queued.length > 0) this.#o.queued(queued);

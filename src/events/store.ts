@@ -274,7 +274,10 @@ export class EventStore {
   }
 
   async markPublished(rows: readonly { subscription: string; seq: number }[]): Promise<void> {
-    for (const r of rows) await this.db.updateTable('event_queue').set({ published: 1 }).where('subscription', '=', r.subscription).where('seq', '=', r.seq).execute();
+    // One transaction for the lot: a commit per row would cost a disk sync each.
+    await this.db.transaction().execute(async (trx) => {
+      for (const r of rows) await trx.updateTable('event_queue').set({ published: 1 }).where('subscription', '=', r.subscription).where('seq', '=', r.seq).execute();
+    });
   }
 
   /**

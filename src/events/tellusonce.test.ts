@@ -251,6 +251,47 @@ for (const transport of ['embedded', 'jetstream'] as const) {
       assert.deepEqual(seqs, [...seqs].sort((a, b) => a - b), 'sequence numbers only grow');
     });
 
+    test('a burst about many people travels in few exchange messages; one person the subscriber cannot take yet is retried alone', async () => {
+      const put = (subject: string): ReturnType<Exchange['call']> => ex.call(`${subs}/${parkingSub}/interests/${encodeURIComponent(subject)}`, as(IDS.parking), { method: 'PUT' });
+      const people: string[] = [];
+      const homes: string[] = [];
+      for (let i = 0; i < 12; i++) {
+        homes.push((await ex.registries.addresses.register({ lines: [`${i + 1} Briggate`], town: 'Leeds', postcode: 'LS1 6HD' })).id);
+        const p = (await ex.registries.population.register({ givenName: `Carol${'abcdefghijkl'[i]}`, familyName: 'Cartwright', birthDate: `1985-03-${String(i + 1).padStart(2, '0')}`, addressId: addresses[0]! })).id;
+        assert.equal((await put(p)).status, 201);
+        people.push(p);
+      }
+      const inbox = `${IDS.parking}/event-inbox`;
+      const pushes = async (): Promise<number> => (await ex.gro.store.db.selectFrom('message_log').select('request_hash').where('side', '=', 'client').where('service', '=', inbox).where('status', '=', 200).execute()).length;
+      const before = await pushes();
+      const held = people[0]!;
+      parkingRx.holdBack.add(held);
+      let ids: string[];
+      let heldRow;
+      try {
+        ids = await Promise.all(people.map(async (p, i) => (await ex.registries.population.change(p, { type: 'move', addressId: homes[i], effectiveDate: today() })).eventId));
+        const others = ids.slice(1);
+        await until('the eleven others', () => (others.every((id) => parkingRx.events.some((e) => e.id === id)) ? true : undefined));
+        const sent = (await pushes()) - before;
+        assert.ok(sent < others.length, `${others.length} events in ${sent} pushes`);
+        // Retried (or, the retries used up while the others went, a dead letter): never taken, never "told".
+        heldRow = await until('the held event retried', async () => (await queue(parkingSub)).find((q) => q.event_id === ids[0] && q.attempts >= 1 && q.state !== 'delivered'));
+        assert.ok(!parkingRx.events.some((e) => e.id === ids[0]), 'not taken while held back');
+        // Settled once the subscriber's gateway has answered (just after the webhooks arrived).
+        await until('the others settled', async () => ((await queue(parkingSub)).filter((q) => others.includes(q.event_id) && q.state === 'delivered').length === others.length ? true : undefined));
+      } finally {
+        parkingRx.holdBack.delete(held);
+      }
+      // No access record says the person was told before the subscriber took it.
+      const noticesOf = async (person: string, eventId: string): Promise<number> => (await track(person, { dir: ex.dirs.leeds, client: PORTAL, quorum: 0 })).records.filter((x) => x.record.notice?.eventId === eventId && x.record.client === IDS.parking).length;
+      assert.equal(await noticesOf(held, ids[0]!), 0, `held at attempt ${heldRow.attempts}`);
+      assert.equal(await noticesOf(people[1]!, ids[1]!), 1);
+      const row = (await queue(parkingSub)).find((q) => q.event_id === ids[0])!;
+      if (row.state === 'dead') assert.equal((await ex.call(`${subs}/${parkingSub}/redeliver`, as(IDS.parking), { method: 'POST', body: JSON.stringify({ eventIds: [ids[0]] }) })).status, 200);
+      await until('the held event, once taken', () => parkingRx.events.find((e) => e.id === ids[0]));
+      await until('its access record', async () => ((await noticesOf(held, ids[0]!)) === 1 ? true : undefined));
+    });
+
     test('an answer lost on the way back is retried, and the duplicate is detectable by its event id', async () => {
       parkingRx.loseAnswers = true;
       const id = await move(ex.people.alice);
@@ -308,6 +349,48 @@ for (const transport of ['embedded', 'jetstream'] as const) {
       assert.equal(reason(fromNeighbour), 'unknown_service');
       await new Promise((r) => setTimeout(r, 300));
       assert.equal(parkingRx.events.length, before, 'nothing reached the parking system');
+    });
+
+    test('a hostile batch from the register\'s own gateway: each bad event refused by name, the good one alone taken', async () => {
+      const before = parkingRx.events.length;
+      const base = parkingRx.events[0]!;
+      const ev = (n: number, change: (e: ChangeEvent) => unknown = (e) => e): unknown => change({ ...base, id: `00000000-0000-4000-8000-0000000001${String(n).padStart(2, '0')}` });
+      const good = ev(1) as ChangeEvent;
+      const otherAgreement = ev(2, (e) => ({ ...e, data: { ...e.data, agreement: 'leeds-revenues-moves' } }));
+      const notGranted = ev(3, (e) => ({ ...e, data: { ...e.data, items: { ...e.data.items, 'person.birthDate': e.data.items['person.address'] } } }));
+      const extraKey = ev(4, (e) => ({ ...e, leak: 'x' }));
+      // As the register's gateway would send it (an internal request, signed with its own key).
+      const push = async (body: string): Promise<{ status: number; doc: unknown }> => {
+        const headers: [string, string][] = [['X-Road-Client', IDS.population], ['X-Road-Id', `UK-${crypto.randomUUID()}`], ['X-OnceOnly-Agreement', 'leeds-parking-changes'], ['content-type', 'application/json'], ['accept', 'application/json']];
+        const res = await ex.gro.gateway.client.handle({ method: 'POST', rawUrl: `/r1/${IDS.parking}/event-inbox`, rawHeaders: headers.flat(), headers: Object.fromEntries(headers.map(([k, v]) => [k.toLowerCase(), v])), body: Buffer.from(body), internal: { release: () => [] } });
+        return { status: res.status, doc: JSON.parse(res.body.toString('utf8')) as unknown };
+      };
+      const mixed = await push(JSON.stringify({ events: [good, good, otherAgreement, 42, null, notGranted, extraKey] }));
+      assert.equal(mixed.status, 200, JSON.stringify(mixed.doc));
+      assert.deepEqual((mixed.doc as { results: unknown[] }).results, [
+        { id: good.id, received: true },
+        { id: good.id, received: false, error: 'invalid_request' },
+        { id: (otherAgreement as ChangeEvent).id, received: false, error: 'invalid_request' },
+        { id: '', received: false, error: 'invalid_request' },
+        { id: '', received: false, error: 'invalid_request' },
+        { id: (notGranted as ChangeEvent).id, received: false, error: 'item_not_covered' },
+        { id: (extraKey as ChangeEvent).id, received: false, error: 'invalid_request' },
+      ]);
+      assert.deepEqual(parkingRx.events.slice(before).map((e) => e.id), [good.id], 'only the good event reached the parking system, once');
+      const delivered = parkingRx.events.at(-1)!;
+      assert.deepEqual(delivered, good, 'exactly as sent, nothing added');
+      // Nothing taken: the first failure is the answer. A batch's shape is checked whole.
+      assert.equal(reason({ body: JSON.stringify((await push(JSON.stringify({ events: [notGranted] }))).doc) }), 'item_not_covered');
+      for (const body of [JSON.stringify({ events: [] }), JSON.stringify({ events: [good], extra: 1 }), JSON.stringify({ events: Array.from({ length: 101 }, () => good) }), JSON.stringify(good), '[]', 'not json']) {
+        const r = await push(body);
+        // Refused by the subscriber's gateway: X-Road's Server.ServerProxy error, status 500.
+        const d = r.doc as { type: string; onceonly: { type: string; detail: { field?: string } } };
+        assert.equal(r.status, 500, body.slice(0, 60));
+        assert.equal(d.type, 'Server.ServerProxy.InvalidRequest', body.slice(0, 60));
+        assert.equal(d.onceonly.type, 'invalid_request', body.slice(0, 60));
+        assert.ok(String(d.onceonly.detail.field).startsWith('body'), `${body.slice(0, 60)}: ${JSON.stringify(d)}`);
+      }
+      assert.equal(parkingRx.events.length, before + 1);
     });
 
     test('a dispatcher killed between commit and delivery delivers after restart and loses nothing', async () => {

@@ -96,8 +96,11 @@ export class ClientSide {
     if (rec.entry.requestHash === '') rec.entry.requestHash = requestHashOf(`r1-request\n${req.method}\n${req.rawUrl}`, req.body);
     if (g.o.logBodies) rec.entry.requestBody = req.body.toString('utf8');
     rec.entry.detail = rec.detail;
-    // A pushed event about a person was taken: its access record commits with this log record.
-    if (req.internal?.release && res.status >= 200 && res.status < 300) rec.entry.release = req.internal.release;
+    // Pushed events about people were taken: their access records commit with this log record.
+    if (req.internal?.release && res.status >= 200 && res.status < 300) {
+      const taken = req.internal.release(res);
+      if (taken.length > 0) rec.entry.release = taken;
+    }
     try {
       await g.o.log.append(rec.entry);
     } catch {

@@ -20,6 +20,7 @@ import { Type } from 'typebox';
 import { request } from 'undici';
 import { OnceOnlyError, isOnceOnlyError, type ErrorType } from '../core/errors.ts';
 import { checker } from '../core/schema.ts';
+import { GroupCommit } from '../core/batch.ts';
 import { isValidId, type IdKind } from '../core/subjects.ts';
 import { encodeIdPath } from '../core/ids.ts';
 import type { Agreement } from '../catalogue/agreements.ts';
@@ -167,17 +168,26 @@ export interface GatewayEventsOptions {
   /** Webhooks of this gateway's subscriber subsystems. */
   webhooks: Record<string, Webhook>;
   /** Sends an internal client request through this gateway's client side (the push). */
-  send?: (req: InboundRequest & { internal: { release?: Release } }) => Promise<OutboundResponse>;
+  send?: (req: InboundRequest & { internal: { release?: (res: OutboundResponse) => Release[] } }) => Promise<OutboundResponse>;
   now?: () => Date;
 }
 
 /** Error types of a refused push that no retry will change: the event is refused for good. */
+/** Most events in one push (one exchange message). */
+const MAX_BATCH = 100;
+/** Webhooks a subscriber's gateway sends at once, per push. */
+const WEBHOOKS_AT_ONCE = 16;
+const InboxBody = Type.Object({ events: Type.Array(Type.Unknown(), { minItems: 1, maxItems: MAX_BATCH }) }, { additionalProperties: false });
+const checkInboxBody = checker(InboxBody, 'body', 'invalid_request');
+
 const FINAL: ReadonlySet<string> = new Set<ErrorType>(['no_agreement', 'agreement_not_in_force', 'item_not_covered', 'member_suspended', 'subsystem_suspended', 'unknown_client', 'service_disabled', 'unknown_service', 'unknown_provider']);
 
 export class GatewayEvents {
   readonly #o: GatewayEventsOptions;
   readonly #now: () => Date;
   readonly #types = new Map<string, { at: number; types: Record<string, { items: string[] }>; latest: number }>();
+  /** Pushes under way, per subscription (see deliver). */
+  readonly #pushes = new Map<string, GroupCommit<QueuedEvent, Outcome>>();
 
   constructor(o: GatewayEventsOptions) {
     this.#o = o;
@@ -414,41 +424,120 @@ export class GatewayEvents {
   }
 
   /**
-   * Pushes one queued event: re-checks the entitlement now, then sends it through this gateway's
-   * client side to the subscriber's `event-inbox`, as the register's subsystem, under the
-   * subscription's agreement.
+   * Pushes one queued event. Events of one subscription handed over while a push of that
+   * subscription is under way travel together in the next one (one exchange message, one
+   * signature, one log record at each gateway: the cost that bounds throughput, docs/events.md),
+   * so a batch forms only under load and a lone event leaves at once. Never two events about one
+   * person of one subscription are in a batch: both transports hand over only the next event
+   * about each person once the one before it is settled.
    */
-  async deliver(e: QueuedEvent): Promise<Outcome> {
-    const s = await this.#o.store.subscription(e.subscription);
-    if (!s || s.status !== 'active') return { kind: 'refused', reason: 'the subscription was removed' };
-    const doc = JSON.parse(e.payload) as ChangeEvent;
-    const items = Object.keys(doc.data.items);
+  deliver(e: QueuedEvent): Promise<Outcome> {
+    let b = this.#pushes.get(e.subscription);
+    if (!b) {
+      b = new GroupCommit<QueuedEvent, Outcome>((batch) => this.#push(batch), { max: MAX_BATCH });
+      this.#pushes.set(e.subscription, b);
+    }
+    return b.submit(e);
+  }
+
+  /**
+   * One push: re-checks the entitlement of each event now, then sends those entitled through this
+   * gateway's client side to the subscriber's `event-inbox`, as the register's subsystem, under
+   * the subscription's agreement. The access records written are those of the events the
+   * subscriber's gateway says it took.
+   */
+  async #push(batch: QueuedEvent[]): Promise<Outcome[]> {
+    const sub = batch[0]!.subscription;
+    const s = await this.#o.store.subscription(sub);
+    if (!s || s.status !== 'active') return batch.map(() => ({ kind: 'refused', reason: 'the subscription was removed' }));
     const { types } = await this.types(s.provider);
-    const ent = this.entitled(s, e.type, items, types);
-    if (!ent.ok) return { kind: 'refused', reason: ent.reason };
+    const outcomes: Outcome[] = new Array<Outcome>(batch.length);
+    const sent: { i: number; e: QueuedEvent; id: string; items: string[] }[] = [];
+    for (const [i, e] of batch.entries()) {
+      const doc = JSON.parse(e.payload) as ChangeEvent;
+      const items = Object.keys(doc.data.items);
+      const ent = this.entitled(s, e.type, items, types);
+      if (ent.ok) sent.push({ i, e, id: doc.id, items });
+      else outcomes[i] = { kind: 'refused', reason: ent.reason };
+    }
+    if (sent.length === 0) return outcomes;
     const a = this.#o.conf().conf.agreements.find((x) => x.id === s.agreement)!;
     const xroadId = `${s.provider.split('/')[0]}-${randomUUID()}`;
-    const release = isValidId('person', e.subject) ? { ...this.#notice(s, a, e, items, xroadId, ''), service: `${s.provider}/${FEED_SERVICE}` } : undefined;
-    const body = Buffer.from(e.payload);
+    // The payloads are the stored JSON, byte for byte: what the subscriber verifies is what was queued.
+    const body = Buffer.from(`{"events":[${sent.map((x) => x.e.payload).join(',')}]}`);
     const headers: [string, string][] = [['X-Road-Client', encodeIdPath(s.provider)], ['X-Road-Id', xroadId], ['X-OnceOnly-Agreement', s.agreement], ['content-type', JSON_TYPE], ['accept', 'application/json']];
+    let taken: Map<string, InboxResult> | undefined;
     const res = await this.#o.send!({
       method: 'POST', rawUrl: `/r1/${encodeIdPath(s.client)}/${INBOX_SERVICE}`, rawHeaders: headers.flat(), headers: Object.fromEntries(headers.map(([k, v]) => [k.toLowerCase(), v])), body,
-      internal: release ? { release } : {},
+      internal: {
+        release: (r) => {
+          taken = inboxResults(r.body);
+          return sent.filter((x) => taken!.get(x.id)?.received === true && isValidId('person', x.e.subject)).map((x) => this.#notice(s, a, x.e, x.items, xroadId, ''));
+        },
+      },
     });
-    if (res.status >= 200 && res.status < 300) return { kind: 'delivered' };
+    if (res.status >= 200 && res.status < 300) {
+      taken ??= inboxResults(res.body);
+      for (const x of sent) {
+        const t = taken.get(x.id);
+        if (t?.received) outcomes[x.i] = { kind: 'delivered' };
+        else {
+          const reason = t?.error ? `the subscriber's gateway did not take it (${t.error})` : 'the subscriber\'s gateway did not answer for it';
+          outcomes[x.i] = t?.error && FINAL.has(t.error) ? { kind: 'refused', reason } : { kind: 'retry', reason };
+        }
+      }
+      return outcomes;
+    }
     const type = errorTypeOf(res.body);
     const reason = `the subscriber's gateway answered ${res.status}${type ? ` (${type})` : ''}`;
-    return type && FINAL.has(type) ? { kind: 'refused', reason } : { kind: 'retry', reason };
+    for (const x of sent) outcomes[x.i] = type && FINAL.has(type) ? { kind: 'refused', reason } : { kind: 'retry', reason };
+    return outcomes;
   }
 
   // ---- the subscriber's side ----------------------------------------------------------------
 
-  /** `POST event-inbox` from a register's gateway: checked, then forwarded as a signed webhook. */
+  /**
+   * `POST event-inbox` from a register's gateway: `{"events": [...]}`, each event checked on its
+   * own, then forwarded as its own signed webhook (one event per webhook, as Standard Webhooks
+   * has it), side by side. Answers 200 with a result per event when at least one was taken, so
+   * the register's gateway settles each; when none was, the first failure is the answer.
+   */
   async #inbox(r: BuiltinRequest): Promise<BuiltinAnswer> {
     if (r.method !== 'POST' || r.servicePath !== '') throw new OnceOnlyError('method_not_allowed', 'events are delivered with POST to event-inbox', { field: 'method', expected: 'POST' });
     query(r.query, []);
     const hook = this.#o.webhooks[r.provider]!;
-    const event = checkChangeEvent(parseJson(r.body));
+    const { events } = checkInboxBody(parseJson(r.body));
+    const ids = new Set<string>();
+    const results: InboxResult[] = [];
+    const failures = new Map<number, OnceOnlyError>();
+    const items = new Set<string>();
+    let agreement: string | null = null;
+    const one = async (raw: unknown, at: number): Promise<InboxResult> => {
+      const said = raw !== null && typeof raw === 'object' ? (raw as { id?: unknown }).id : undefined;
+      const id = typeof said === 'string' ? said.slice(0, 64) : '';
+      try {
+        const event = checkChangeEvent(raw);
+        if (ids.has(event.id)) throw new OnceOnlyError('invalid_request', 'the batch carries this event twice', { field: 'body.events.id', expected: 'each event once' });
+        ids.add(event.id);
+        const a = this.#checkTold(r, event);
+        await this.#webhook(hook, event);
+        for (const i of Object.keys(event.data.items)) items.add(i);
+        agreement = a.id;
+        return { id: event.id, received: true };
+      } catch (e) {
+        const err = isOnceOnlyError(e) ? e : new OnceOnlyError('internal_error', 'internal error');
+        failures.set(at, err);
+        return { id, received: false, error: err.type };
+      }
+    };
+    for (let k = 0; k < events.length; k += WEBHOOKS_AT_ONCE) results.push(...(await Promise.all(events.slice(k, k + WEBHOOKS_AT_ONCE).map((e, i) => one(e, k + i)))));
+    // Nothing taken: the first event's failure, in the batch's order, is the answer.
+    if (failures.size === results.length) throw failures.get(0)!;
+    return json(200, { results }, { items: [...items], agreement });
+  }
+
+  /** Whether the register may tell this subsystem of `event`: its agreement with it, in force, for this kind and every item carried. */
+  #checkTold(r: BuiltinRequest, event: ChangeEvent): Agreement {
     // The sender is the register (the request's client); the agreement is the subscriber's own
     // with that register, in force, telling of this kind and granting every item carried.
     if (event.data.provider !== r.client) throw new OnceOnlyError('invalid_request', 'the event names another register than the one sending it', { field: 'body.data.provider', expected: r.client });
@@ -461,7 +550,13 @@ export class GatewayEvents {
     if (notGranted.length) throw new OnceOnlyError('item_not_covered', `the agreement does not cover ${notGranted.join(', ')}`, { field: 'body.data.items', agreement: a.id, notCovered: notGranted });
     if (event.type !== 'correction' && !a.events.includes(event.type)) throw new OnceOnlyError('no_agreement', `agreement ${a.id} does not tell of ${event.type} changes`, { field: 'body.type', agreement: a.id });
     if (event.type === 'correction' && a.events.length === 0) throw new OnceOnlyError('no_agreement', `agreement ${a.id} tells of no changes`, { field: 'body.type', agreement: a.id });
-    const text = r.body.toString('utf8');
+    return a;
+  }
+
+  /** One event to the subscriber's system, signed with the subsystem's secret. */
+  async #webhook(hook: Webhook, event: ChangeEvent): Promise<void> {
+    // Re-serialised from the checked event: the subscriber verifies exactly what it is sent.
+    const text = JSON.stringify(event);
     let res;
     try {
       res = await request(hook.url, { method: 'POST', headers: { 'content-type': JSON_TYPE, ...signWebhook(hook.secret, event.id, text, this.#now()) }, body: text, headersTimeout: hook.timeoutMs, bodyTimeout: hook.timeoutMs });
@@ -471,8 +566,30 @@ export class GatewayEvents {
       throw new OnceOnlyError(code.includes('TIMEOUT') ? 'service_timeout' : 'service_unreachable', 'the subscriber system did not take the event', code ? { code } : {});
     }
     if (res.statusCode < 200 || res.statusCode >= 300) throw new OnceOnlyError('service_failed', `the subscriber system answered ${res.statusCode}`);
-    return json(200, { received: event.id }, { items, agreement: a.id });
   }
+}
+
+/** What the subscriber's gateway says of one event of a push. */
+interface InboxResult {
+  id: string;
+  received: boolean;
+  error?: string;
+}
+
+/** The results of an `event-inbox` answer, by event id (an answer not of that shape takes nothing). */
+function inboxResults(body: Buffer): Map<string, InboxResult> {
+  const m = new Map<string, InboxResult>();
+  try {
+    const d = JSON.parse(body.toString('utf8')) as { results?: unknown };
+    if (!Array.isArray(d.results)) return m;
+    for (const x of d.results as unknown[]) {
+      const t = x as Partial<InboxResult>;
+      if (typeof t.id === 'string' && typeof t.received === 'boolean') m.set(t.id, { id: t.id, received: t.received, ...(typeof t.error === 'string' ? { error: t.error } : {}) });
+    }
+  } catch {
+    // Not JSON: nothing was taken.
+  }
+  return m;
 }
 
 function errorTypeOf(body: Buffer): string {

@@ -116,10 +116,11 @@ export interface InboundRequest {
   /**
    * Set only by the gateway itself, never from a connection (gateway/server builds requests
    * without it): a request its own Tell Us Once dispatcher sends as the register's subsystem. It
-   * skips information-system authentication (no outside system speaks), and `release` is the
-   * access record written with the client-side log record when the event was taken.
+   * skips information-system authentication (no outside system speaks), and `release` gives the
+   * access records written with the client-side log record: of the events the answer says were
+   * taken (a batch may be taken in part).
    */
-  internal?: { release?: Release };
+  internal?: { release?: (res: OutboundResponse) => Release[] };
 }
 
 /** What the gateway answers. */
