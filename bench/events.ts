@@ -19,6 +19,7 @@
  * dispatcher, and JetStream when NATS is reachable.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import { Agent, request } from 'undici';
@@ -29,6 +30,7 @@ import { readSettings, setWebhook, writeSettings } from '../src/gateway/node.ts'
 import { newWebhookSecret } from '../src/events/format.ts';
 import { startReceiver, type Receiver } from '../src/events/receiver.ts';
 import type { BenchResult } from './foundation.ts';
+import { cpuMs } from './exchange.ts';
 
 const BIN = fileURLToPath(new URL('../bin/onceonly.js', import.meta.url));
 const SUBSCRIBERS = [IDS.parking, 'UK/MUN/LEEDS/revenues', 'UK/MUN/LEEDS/housing'] as const;
@@ -62,6 +64,23 @@ async function atRate(rate: number, seconds: number, fire: (i: number) => Promis
     pending.push(fire(i));
   }
   await Promise.all(pending);
+}
+
+/** The local nats-server's process id (Linux /proc), for its CPU; undefined when none is found. */
+function natsServerPid(): number | undefined {
+  try {
+    for (const d of readdirSync('/proc')) {
+      if (!/^\d+$/.test(d)) continue;
+      try {
+        if (readFileSync(`/proc/${d}/comm`, 'utf8').trim() === 'nats-server') return Number(d);
+      } catch {
+        // Gone meanwhile.
+      }
+    }
+  } catch {
+    // Not Linux.
+  }
+  return undefined;
 }
 
 /** Runs `fire` over 0..n-1 with `concurrency` in flight. */
@@ -107,6 +126,8 @@ interface Rig {
   stopRegisterGateway(): Promise<void>;
   /** Starts it again; resolves when it serves. */
   startRegisterGateway(): Promise<void>;
+  /** Process ids: the register's gateway, the subscribers' gateway. */
+  pids(): { register: number | undefined; subscribers: number | undefined };
   stop(): Promise<void>;
 }
 
@@ -186,6 +207,7 @@ async function rig(natsUrl: string | undefined, people: number, addresses: numbe
         if (r.statusCode !== 201) throw new Error(`events bench: change refused: ${r.statusCode} ${text.slice(0, 200)}`);
         return { eventId: (JSON.parse(text) as { eventId: string }).eventId, at };
       },
+      pids: () => ({ register: children[0]?.pid, subscribers: children[1]?.pid }),
       async stopRegisterGateway() {
         await stopProcess(children[0]!);
       },
@@ -216,6 +238,8 @@ interface Measured {
   changesPerSecond: number;
   /** Events delivered per second draining a backlog (the register's write rate left out). */
   drainPerSecond: number;
+  /** CPU ms per event of each process while draining. */
+  drainCpu: Record<string, number>;
   payload: string;
 }
 
@@ -259,11 +283,24 @@ async function measurePath(natsUrl: string | undefined, rate: number, seconds: n
     });
     await r.startRegisterGateway();
     const d0 = performance.now();
+    // CPU per event of each part while draining (far steadier than rates on a shared machine).
+    const pids = r.pids();
+    const nats = natsUrl ? natsServerPid() : undefined;
+    const cpu0 = { register: cpuMs(pids.register), subscribers: cpuMs(pids.subscribers), bench: process.cpuUsage(), nats: cpuMs(nats) };
     await until('every backlog event at every subscriber', () => backlog.every((id) => (r.arrivals.get(id)?.length ?? 0) >= SUBSCRIBERS.length), 300_000);
     const drained = Math.max(...backlog.flatMap((id) => r.arrivals.get(id)!));
+    const events = burst * SUBSCRIBERS.length;
+    const per = (a: number | undefined, b: number | undefined): number => (a === undefined || b === undefined ? Number.NaN : (b - a) / events);
+    const benchCpu = process.cpuUsage(cpu0.bench);
+    const drainCpu = {
+      register_gateway_cpu_ms_per_event: per(cpu0.register, cpuMs(pids.register)),
+      subscriber_gateway_cpu_ms_per_event: per(cpu0.subscribers, cpuMs(pids.subscribers)),
+      bench_process_cpu_ms_per_event: (benchCpu.user + benchCpu.system) / 1000 / events,
+      ...(nats !== undefined ? { nats_server_cpu_ms_per_event: per(cpu0.nats, cpuMs(nats)) } : {}),
+    };
     const dups = r.receivers.reduce((n, x) => n + x.duplicates.length, 0);
     if (dups > 0) process.stderr.write(`events bench: ${dups} duplicate deliveries (dropped by the receivers)\n`);
-    return { p50: percentile(lat, 0.5), p99: percentile(lat, 0.99), perSecond: (burst * SUBSCRIBERS.length * 1000) / (last - t0), changesPerSecond: (burst * 1000) / (recorded - t0), drainPerSecond: (burst * SUBSCRIBERS.length * 1000) / (drained - d0), payload: JSON.stringify(r.receivers[0]!.events.at(-1)) };
+    return { p50: percentile(lat, 0.5), p99: percentile(lat, 0.99), perSecond: (burst * SUBSCRIBERS.length * 1000) / (last - t0), changesPerSecond: (burst * 1000) / (recorded - t0), drainPerSecond: (burst * SUBSCRIBERS.length * 1000) / (drained - d0), drainCpu, payload: JSON.stringify(r.receivers[0]!.events.at(-1)) };
   } finally {
     await r.stop();
   }
@@ -372,7 +409,7 @@ export async function runEvents(o: { rate: number; seconds: number; burst: numbe
     results.push({ name: `${label}: p99 latency, change response -> subscriber (ratio: x the plain HTTP POST's p99)`, value: path.p99, unit: 'ms', baseline: http.p99, baselineName: 'plain HTTP POST of the payload, p99', ratio: path.p99 / http.p99, extra });
     if (nats) results.push({ name: `${label}: p99 latency (ratio: x the bare JetStream publish -> consume p99)`, value: path.p99, unit: 'ms', baseline: nats.p99, baselineName: 'bare JetStream publish -> consume of the payload, p99', ratio: path.p99 / nats.p99, extra: { p50_ms: path.p50, nats_p50_ms: nats.p50 } });
     results.push({ name: `${label}: events delivered per second, burst of ${o.burst} changes (target ratio >= 0.3)`, value: path.perSecond, unit: 'events/s', baseline: http.perSecond, baselineName: `plain HTTP POSTs of the payload, ${CONCURRENCY} in flight`, ratio: path.perSecond / http.perSecond, extra: { register_changes_per_s: path.changesPerSecond } });
-    results.push({ name: `${label}: events delivered per second draining a backlog of ${o.burst} changes (the register's gateway restarted; the register's write rate left out)`, value: path.drainPerSecond, unit: 'events/s', baseline: http.perSecond, baselineName: `plain HTTP POSTs of the payload, ${CONCURRENCY} in flight`, ratio: path.drainPerSecond / http.perSecond });
+    results.push({ name: `${label}: events delivered per second draining a backlog of ${o.burst} changes (the register's gateway restarted; the register's write rate left out)`, value: path.drainPerSecond, unit: 'events/s', baseline: http.perSecond, baselineName: `plain HTTP POSTs of the payload, ${CONCURRENCY} in flight`, ratio: path.drainPerSecond / http.perSecond, extra: path.drainCpu });
   }
   return results;
 }

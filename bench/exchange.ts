@@ -49,7 +49,7 @@ let connections = 64;
  * 1/100 s on Linux); undefined elsewhere. CPU per request is far less sensitive to a busy shared
  * machine than requests per second, so the bench reports it beside the throughput.
  */
-function cpuMs(pid: number | undefined): number | undefined {
+export function cpuMs(pid: number | undefined): number | undefined {
   if (pid === undefined) return undefined;
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');

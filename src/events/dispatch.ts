@@ -106,6 +106,8 @@ export class EmbeddedTransport implements Transport {
   #loop: Promise<void> | undefined;
   #wake: (() => void) | undefined;
   #woken = false;
+  /** Until when the lease held needs no renewal (epoch ms; 0: not held). */
+  #renewAt = 0;
 
   constructor(o: EmbeddedOptions) {
     this.#o = o;
@@ -165,7 +167,12 @@ export class EmbeddedTransport implements Transport {
       this.#woken = false;
       try {
         const now = this.#now();
-        const held = await this.#o.store.lease(this.#o.leaseName, this.#holder, now.toISOString(), new Date(now.getTime() + 3 * poll + 10_000).toISOString());
+        // The lease runs 3 polls and 10 s ahead; renewed once a poll, not on every wake (a write each).
+        let held = now.getTime() < this.#renewAt;
+        if (!held) {
+          held = await this.#o.store.lease(this.#o.leaseName, this.#holder, now.toISOString(), new Date(now.getTime() + 3 * poll + 10_000).toISOString());
+          this.#renewAt = held ? now.getTime() + poll : 0;
+        }
         if (held && this.#inFlight.size < this.#max) {
           // A person's next event waits for the one in flight before it (the head is still pending).
           const inFlight = new Set(this.#inFlight.keys());

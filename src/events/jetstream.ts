@@ -318,8 +318,10 @@ export class JetStreamTransport implements Transport {
     while (!c.stopped) {
       try {
         const consumer = await this.#js!.consumers.get(c.stream, c.durable);
-        // Pulls one at a time: with max_ack_pending 1 a bigger buffer would only sit idle.
-        const messages = await consumer.consume({ max_messages: 1 });
+        // The server still sends one message at a time (max_ack_pending 1), but a standing pull
+        // for several lets it send the next as soon as the last is acknowledged, without a new
+        // pull request per message.
+        const messages = await consumer.consume({ max_messages: 16 });
         c.messages = messages;
         if (c.stopped) await messages.close();
         for await (const m of messages) {

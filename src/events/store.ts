@@ -5,6 +5,7 @@
  * its push deliveries, dead letters included), how far each register's outbox was relayed, and
  * the dispatch lease. Only this folder touches these tables (test/architecture.test.ts).
  */
+import { GroupCommit } from '../core/batch.ts';
 import type { Kysely, Selectable, Transaction } from 'kysely';
 import { OnceOnlyError } from '../core/errors.ts';
 import type { Database, EventQueueTable, EventSubscriptionTable } from '../store/schema.ts';
@@ -214,9 +215,21 @@ export class EventStore {
     return r && toQueued(r);
   }
 
-  async markDelivered(subscription: string, seq: number, at: string, attempts: number): Promise<void> {
-    await this.db.updateTable('event_queue').set({ state: 'delivered', delivered_at: at, attempts, last_error: null }).where('subscription', '=', subscription).where('seq', '=', seq).execute();
+  /**
+   * Settles a delivered event. Settlements arriving together (a push's events) are written in one
+   * transaction: on SQLite every statement outside one waits its turn for the single connection
+   * behind the message log's and transparency log's transactions.
+   */
+  markDelivered(subscription: string, seq: number, at: string, attempts: number): Promise<void> {
+    return this.#delivered.submit({ subscription, seq, at, attempts });
   }
+
+  readonly #delivered = new GroupCommit<{ subscription: string; seq: number; at: string; attempts: number }, void>(async (rows) => {
+    await this.db.transaction().execute(async (trx) => {
+      for (const r of rows) await trx.updateTable('event_queue').set({ state: 'delivered', delivered_at: r.at, attempts: r.attempts, last_error: null }).where('subscription', '=', r.subscription).where('seq', '=', r.seq).execute();
+    });
+    return rows.map(() => undefined);
+  });
 
   async markRetry(subscription: string, seq: number, attempts: number, next: string, error: string): Promise<void> {
     await this.db.updateTable('event_queue').set({ attempts, next_attempt_at: next, last_error: error.slice(0, 500) }).where('subscription', '=', subscription).where('seq', '=', seq).where('state', '=', 'pending').execute();

@@ -89,6 +89,9 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .addUniqueConstraint('event_queue_event', ['subscription', 'event_id'])
     .execute();
   await db.schema.createIndex('event_queue_pending').on('event_queue').columns(['state', 'next_attempt_at']).execute();
+  // The dispatcher's heads (the first pending event per person of each subscription): read from
+  // this index alone, in group order, with no sort and no table rows.
+  await db.schema.createIndex('event_queue_heads').on('event_queue').columns(['state', 'subscription', 'subject', 'seq']).execute();
   await db.schema.createTable('event_relay').addColumn('provider', 'text', (c) => c.primaryKey()).addColumn('cursor', 'bigint', (c) => c.notNull()).addColumn('updated_at', 'text', (c) => c.notNull()).execute();
   const cols = ['gateway_id', 'log_position', 'person', 'at', 'client', 'provider', 'service', 'items', 'agreement', 'purpose', 'legal_basis', 'request_id', 'user_id', 'tlog_index', 'as_at', 'known_at'];
   await db.schema
