@@ -158,30 +158,44 @@ test('two dispatchers on one store: only the lease holder delivers; the other ta
     by[name]!.push(e.eventId);
     return Promise.resolve({ kind: 'delivered' });
   };
-  const first = new EmbeddedTransport({ store: f.events, policy, leaseName: 'shared', pollMs: 30 });
+  // A long poll for the first: its lease renewal stays fresh across the stop and start below.
+  const first = new EmbeddedTransport({ store: f.events, policy, leaseName: 'shared', pollMs: 5000 });
   const second = new EmbeddedTransport({ store: f.events, policy, leaseName: 'shared', pollMs: 30 });
-  await first.start(deliverAs('first'));
-  await until('the first holds the lease', async () => {
-    const row = await f.events.db.selectFrom('event_lease').selectAll().where('name', '=', 'shared').executeTakeFirst();
-    return row !== undefined && row.until > new Date().toISOString();
-  });
-  await second.start(deliverAs('second'));
-  await f.queue(sub, ['x1', 'x2', 'x3'], 'person-x');
-  first.wake();
-  second.wake();
-  await until('three delivered', () => by['first']!.length + by['second']!.length === 3);
-  // Several polls (each a chance to renew or take the lease) with the second running beside it.
-  await new Promise((r) => setTimeout(r, 200));
-  await f.queue(sub, ['y1'], 'person-y');
-  first.wake();
-  second.wake();
-  await until('the fourth delivered', () => by['first']!.length + by['second']!.length === 4);
-  assert.deepEqual(by['first'], ['x1', 'x2', 'x3', 'y1']);
-  assert.deepEqual(by['second'], [], 'the one without the lease delivered nothing');
-  await first.stop();
-  await f.queue(sub, ['z1'], 'person-z');
-  second.wake();
-  await until('the second took over', () => by['second']!.length === 1);
-  assert.deepEqual(by['second'], ['z1']);
-  await second.stop();
+  try {
+    await first.start(deliverAs('first'));
+    await until('the first holds the lease', async () => {
+      const row = await f.events.db.selectFrom('event_lease').selectAll().where('name', '=', 'shared').executeTakeFirst();
+      return row !== undefined && row.until > new Date().toISOString();
+    });
+    await second.start(deliverAs('second'));
+    await f.queue(sub, ['x1', 'x2', 'x3'], 'person-x');
+    first.wake();
+    second.wake();
+    await until('three delivered', () => by['first']!.length + by['second']!.length === 3);
+    // Several polls (each a chance to renew or take the lease) with the second running beside it.
+    await new Promise((r) => setTimeout(r, 200));
+    await f.queue(sub, ['y1'], 'person-y');
+    first.wake();
+    second.wake();
+    await until('the fourth delivered', () => by['first']!.length + by['second']!.length === 4);
+    assert.deepEqual(by['first'], ['x1', 'x2', 'x3', 'y1']);
+    assert.deepEqual(by['second'], [], 'the one without the lease delivered nothing');
+    await first.stop();
+    await f.queue(sub, ['z1'], 'person-z');
+    second.wake();
+    await until('the second took over', () => by['second']!.length === 1);
+    assert.deepEqual(by['second'], ['z1']);
+    // Started again, the first takes the lease afresh rather than trust its renewal before stopping.
+    await first.start(deliverAs('first'));
+    await f.queue(sub, ['w1'], 'person-w');
+    first.wake();
+    second.wake();
+    await until('the fifth delivered', () => by['second']!.length === 2 || by['first']!.length === 5);
+    assert.deepEqual(by['second'], ['z1', 'w1'], 'still the holder');
+    assert.equal(by['first'].length, 4, 'the restarted one delivered nothing');
+  } finally {
+    // Stopped whatever happened, so that a failure cannot leave the test process running.
+    await first.stop();
+    await second.stop();
+  }
 });

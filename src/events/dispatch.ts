@@ -135,6 +135,8 @@ export class EmbeddedTransport implements Transport {
     // Deliveries under way finish and are recorded: stopping never leaves one half-settled.
     await Promise.allSettled([...this.#inFlight.values()]);
     await this.#o.store.releaseLease(this.#o.leaseName, this.#holder).catch(() => undefined);
+    // Released: a start after this must take the lease again, not trust the last renewal.
+    this.#renewAt = 0;
   }
 
   #launch(e: QueuedEvent, deliver: Deliver): void {

@@ -172,7 +172,6 @@ export interface GatewayEventsOptions {
   now?: () => Date;
 }
 
-/** Error types of a refused push that no retry will change: the event is refused for good. */
 /** Most events in one push (one exchange message). */
 const MAX_BATCH = 100;
 /** Webhooks a subscriber's gateway sends at once, per push. */
@@ -180,6 +179,7 @@ const WEBHOOKS_AT_ONCE = 16;
 const InboxBody = Type.Object({ events: Type.Array(Type.Unknown(), { minItems: 1, maxItems: MAX_BATCH }) }, { additionalProperties: false });
 const checkInboxBody = checker(InboxBody, 'body', 'invalid_request');
 
+/** Error types of a refused push that no retry will change: the event is refused for good. */
 const FINAL: ReadonlySet<string> = new Set<ErrorType>(['no_agreement', 'agreement_not_in_force', 'item_not_covered', 'member_suspended', 'subsystem_suspended', 'unknown_client', 'service_disabled', 'unknown_service', 'unknown_provider']);
 
 export class GatewayEvents {

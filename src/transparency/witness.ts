@@ -248,9 +248,9 @@ async function cosignOne(log: TransparencyLog, head: SignedTreeHead, peer: Witne
  */
 export async function collectCosignatures(log: TransparencyLog, head: SignedTreeHead, peers: readonly WitnessPeer[]): Promise<CosignOutcome[]> {
   const have = new Set(parseNote(head.checkpoint).signatures.map((s) => `${s.name}\n${s.keyId}`));
-  const todo = peers.filter((p) => !have.has(`${p.verifier.name}\n${p.verifier.keyId}`));
+  const notYetSigned = peers.filter((p) => !have.has(`${p.verifier.name}\n${p.verifier.keyId}`));
   return Promise.all(
-    todo.map((p) =>
+    notYetSigned.map((p) =>
       cosignOne(log, head, p).catch((e: unknown): CosignOutcome => ({ witness: p.verifier.name, ok: false, reason: e instanceof OnceOnlyError ? e.message : `the witness could not be reached (${(e as NodeJS.ErrnoException).code ?? (e instanceof Error ? e.message : 'error')})` })),
     ),
   );
