@@ -150,9 +150,11 @@ export class EventStore {
       if (Number(moved.numUpdatedRows) !== 1) return undefined;
       const subs = [...new Set(rows.map((r) => r.subscription))];
       const next = new Map<string, number>();
-      if (subs.length > 0) {
-        const maxes = await trx.selectFrom('event_queue').select(['subscription', (eb) => eb.fn.max('seq').as('m')]).where('subscription', 'in', subs).groupBy('subscription').execute();
-        for (const m of maxes) next.set(m.subscription, Number(m.m));
+      // One max() per subscription: SQLite answers that from the primary key's last entry, where
+      // a grouped max over an `in` list walks every queued row of those subscriptions.
+      for (const sub of subs) {
+        const m = await trx.selectFrom('event_queue').select((eb) => eb.fn.max('seq').as('m')).where('subscription', '=', sub).executeTakeFirst();
+        if (m?.m !== null && m?.m !== undefined) next.set(sub, Number(m.m));
       }
       const out: { subscription: string; seq: number }[] = [];
       const values = rows.map((r) => {

@@ -70,7 +70,8 @@ export async function insertSubject(db: Db, registry: string, subject: string, r
 // `knownAt` is given, so it is compiled once per shape and run with fresh parameters.
 const readShapes = new WeakMap<object, Map<string, CompiledQuery>>();
 
-function readShape(db: Db, itemCount: number, withKnownAt: boolean): CompiledQuery {
+/** The compiled read for `itemCount` items, with or without `knownAt` (exported for the query-plan test). */
+export function readShape(db: Db, itemCount: number, withKnownAt: boolean): CompiledQuery {
   let byShape = readShapes.get(db);
   if (!byShape) readShapes.set(db, (byShape = new Map<string, CompiledQuery>()));
   const key = `${itemCount}:${withKnownAt ? 1 : 0}`;

@@ -11,6 +11,7 @@ import { OnceOnlyError } from '../core/errors.ts';
 import { createRegistries, REGISTRY_IDS, type Registries } from './registries.ts';
 import { makeId } from '../core/subjects.ts';
 import type { Store } from '../store/db.ts';
+import { readShape } from './facts.ts';
 
 const catalogue = loadCatalogue(new URL('../../config/catalogue.yaml', import.meta.url).pathname);
 
@@ -174,5 +175,27 @@ eachEngine('registries', (getStore, engine) => {
     assert.equal(r.items['person.givenName']!.value, 'Carl');
     assert.equal(r.items['person.familyName']!.value, 'Dunn');
     await sql`DROP TRIGGER refuse_journal${engine === 'postgres' ? sql` ON change` : sql``}`.execute(store.db);
+  });
+
+  test('every read shape, "as known at" included, seeks an index rather than scanning the facts', async () => {
+    // Reads as known at an instant cannot use the partial index of current rows; before the
+    // fact_history index (migration 0011) they scanned every fact of every register.
+    await getStore().db.transaction().execute(async (trx) => {
+      // PostgreSQL plans by statistics and may rightly scan a small table: with sequential scans
+      // priced out, it still picks one only when no index can answer the query.
+      if (engine === 'postgres') await sql`SET LOCAL enable_seqscan = off`.execute(trx);
+      for (const n of [1, 3])
+        for (const knownAt of [false, true]) {
+          const q = readShape(trx, n, knownAt);
+          const plan = await trx.executeQuery<Record<string, string>>({ ...q, sql: `EXPLAIN ${engine === 'sqlite' ? 'QUERY PLAN ' : ''}${q.sql}`, parameters: q.parameters.map(() => 'x') });
+          const details = plan.rows.map((r) => r['detail'] ?? r['QUERY PLAN']).join('; ');
+          const what = `${n} items, knownAt ${knownAt}: ${details}`;
+          if (engine === 'sqlite') assert.match(details, /^SEARCH fact USING (COVERING )?INDEX fact_(current|history)/, what);
+          else {
+            assert.match(details, /Index (Only )?Scan using fact_(current|history)|Bitmap Index Scan on fact_(current|history)/, what);
+            assert.doesNotMatch(details, /Seq Scan/, what);
+          }
+        }
+    });
   });
 });
