@@ -11,8 +11,9 @@
  *    relationship with);
  * 4. that the person chose, when they chose (`notify` in the change: all entitled, or a subset).
  *
- * It then reads the granted items from the register as the change recorded them (valid at the
- * change's date, as known at its recording instant: the same values however late the relay runs)
+ * It then takes the granted items as the change recorded them (valid at the change's date, as
+ * known at its recording instant: the same values however late the relay runs), which come with
+ * the outbox page (`values=1`) or, from a register that does not send them, are read one by one,
  * and queues one event per subscription, moving its cursor in the same transaction. Delivery
  * (events/dispatch) checks the agreement and the member again at the moment of sending.
  */
@@ -47,7 +48,7 @@ export interface RelayOptions {
   waitSeconds?: number;
 }
 
-/** Events routed at once (each is a read of the register): the relay's own pace, not the register's. */
+/** Events routed at once (each may read the register, when its values did not come with it): the relay's own pace. */
 const ROUTE_AT_ONCE = 16;
 
 /** The change kinds whose subscribers a correction of `item` reaches. */
@@ -149,7 +150,7 @@ export class Relay {
       if (ent.ok) told.push({ s, ent });
     }
     if (told.length === 0) return [];
-    const values = await this.#o.readItems(e.subject, e.items, e.effectiveDate, e.recordedAt);
+    const values = e.values ?? (await this.#o.readItems(e.subject, e.items, e.effectiveDate, e.recordedAt));
     return told.map(({ s, ent }) => {
       const items: Record<string, Envelope> = {};
       for (const i of e.items) if (ent.items.includes(i) && values[i]) items[i] = values[i];

@@ -227,8 +227,20 @@ export class EventStore {
   }
 
   readonly #delivered = new GroupCommit<{ subscription: string; seq: number; at: string; attempts: number }, void>(async (rows) => {
+    // A push's events share their subscription, instant and attempt: one statement for them all.
+    const groups = new Map<string, { subscription: string; at: string; attempts: number; seqs: number[] }>();
+    for (const r of rows) {
+      const k = JSON.stringify([r.subscription, r.at, r.attempts]);
+      const g = groups.get(k);
+      if (g) g.seqs.push(r.seq);
+      else groups.set(k, { subscription: r.subscription, at: r.at, attempts: r.attempts, seqs: [r.seq] });
+    }
     await this.db.transaction().execute(async (trx) => {
-      for (const r of rows) await trx.updateTable('event_queue').set({ state: 'delivered', delivered_at: r.at, attempts: r.attempts, last_error: null }).where('subscription', '=', r.subscription).where('seq', '=', r.seq).execute();
+      for (const g of groups.values()) {
+        for (let i = 0; i < g.seqs.length; i += 500) {
+          await trx.updateTable('event_queue').set({ state: 'delivered', delivered_at: g.at, attempts: g.attempts, last_error: null }).where('subscription', '=', g.subscription).where('seq', 'in', g.seqs.slice(i, i + 500)).execute();
+        }
+      }
     });
     return rows.map(() => undefined);
   });

@@ -182,6 +182,13 @@ const checkInboxBody = checker(InboxBody, 'body', 'invalid_request');
 /** Error types of a refused push that no retry will change: the event is refused for good. */
 const FINAL: ReadonlySet<string> = new Set<ErrorType>(['no_agreement', 'agreement_not_in_force', 'item_not_covered', 'member_suspended', 'subsystem_suspended', 'unknown_client', 'service_disabled', 'unknown_service', 'unknown_provider']);
 
+/** Only the items asked for, and only as `provider`'s own: the release check of gateway/release. */
+function ownItems(provider: string, items: readonly string[], got: Record<string, Envelope>): Record<string, Envelope> {
+  const out: Record<string, Envelope> = {};
+  for (const i of items) if (Object.hasOwn(got, i) && got[i]?.source === provider) out[i] = got[i];
+  return out;
+}
+
 export class GatewayEvents {
   readonly #o: GatewayEventsOptions;
   readonly #now: () => Date;
@@ -256,8 +263,15 @@ export class GatewayEvents {
   /** Reads the register's outbox after `after` (the relay's source). */
   async outbox(provider: string, after: number, waitSeconds: number, signal?: AbortSignal): Promise<OutboxEvent[]> {
     const feed = this.#feed_(provider);
-    const doc = (await this.#registerCall(feed, `${feed.eventsUrl.replace(/\/$/, '')}?after=${after}&limit=200&wait=${waitSeconds}`, signal)) as { events?: OutboxEvent[] };
+    const doc = (await this.#registerCall(feed, `${feed.eventsUrl.replace(/\/$/, '')}?after=${after}&limit=200&wait=${waitSeconds}&values=1`, signal)) as { events?: OutboxEvent[] };
     if (!Array.isArray(doc.events)) throw new OnceOnlyError('service_failed', 'the register\'s events are not in the expected shape');
+    // The values travel with the events (one request a page, not one a change); what is kept of
+    // them passes the same check as a read of them would (readItems). A register that sends none
+    // is read item by item.
+    for (const e of doc.events) {
+      if (e.values === undefined) continue;
+      e.values = typeof e.values === 'object' && e.values !== null && Array.isArray(e.items) ? ownItems(provider, e.items, e.values) : {};
+    }
     return doc.events;
   }
 
@@ -267,10 +281,7 @@ export class GatewayEvents {
     const q = new URLSearchParams({ items: items.join(','), asAt, knownAt });
     const doc = (await this.#registerCall(feed, `${feed.service.url.replace(/\/$/, '')}/${encodeURIComponent(subject)}?${q.toString()}`)) as { items?: Record<string, Envelope> };
     if (typeof doc.items !== 'object' || doc.items === null) throw new OnceOnlyError('service_failed', 'the register\'s answer has no items');
-    const out: Record<string, Envelope> = {};
-    // Only what was asked for, and only as this register's own: the release check of gateway/release.
-    for (const i of items) if (doc.items[i] && doc.items[i].source === provider) out[i] = doc.items[i];
-    return out;
+    return ownItems(provider, items, doc.items);
   }
 
   /**

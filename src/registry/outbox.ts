@@ -18,6 +18,7 @@ import { OnceOnlyError } from '../core/errors.ts';
 import { isSubsystemId, memberOfId, splitId } from '../core/ids.ts';
 import type { Database } from '../store/schema.ts';
 import type { Db } from './facts.ts';
+import type { Envelope } from './service.ts';
 
 /** An event as the register's gateway reads it. */
 export interface OutboxEvent {
@@ -33,6 +34,11 @@ export interface OutboxEvent {
   items: string[];
   /** Member or subsystem ids the person chose to tell; absent: every entitled subscriber. */
   notify?: string[];
+  /**
+   * With `values=1`: the envelopes of `items` as the change recorded them (valid at
+   * `effectiveDate`, as known at `recordedAt`), so the gateway needs no read per event.
+   */
+  values?: Record<string, Envelope>;
 }
 
 /** Most events one read returns. */

@@ -75,6 +75,33 @@ test('writes: typed errors for bad bodies, 201 for a change', async () => {
   assert.deepEqual(exists.json(), { exists: true });
 });
 
+test('change events carry their values as each change recorded them when asked; a bad values flag is refused by name', async () => {
+  const first = await reg.addresses.register({ lines: ['1 First Street'], town: 'Bradford', postcode: 'BD1 1AA' });
+  const second = await reg.addresses.register({ lines: ['2 Second Street'], town: 'Bradford', postcode: 'BD1 1AB' });
+  const start = await reg.population.latestEvent();
+  // Both on the same day: only what the register knew when each was recorded tells them apart.
+  const today = new Date().toISOString().slice(0, 10);
+  await reg.population.change(person, { type: 'move', addressId: first.id, effectiveDate: today });
+  await reg.population.change(person, { type: 'move', addressId: second.id, effectiveDate: today });
+  type Page = { events: { subject: string; items: string[]; values?: Record<string, { value: { lines: string[] }; source: string }> }[] };
+  const withValues = (await app.inject({ method: 'GET', url: `/events?after=${start}&values=1` })).json<Page>();
+  assert.equal(withValues.events.length, 2);
+  // Read after both moves, each event still carries the address its own change recorded.
+  assert.deepEqual(withValues.events.map((e) => e.values?.['person.address']?.value.lines), [['1 First Street'], ['2 Second Street']]);
+  for (const e of withValues.events) {
+    assert.deepEqual(Object.keys(e.values!).sort(), [...e.items].sort(), 'exactly the items the change wrote');
+    assert.equal(e.values!['person.address']!.source, 'UK/GOV/GRO/population');
+  }
+  const without = (await app.inject({ method: 'GET', url: `/events?after=${start}` })).json<Page>();
+  assert.equal(without.events.length, 2);
+  assert.ok(without.events.every((e) => e.values === undefined), 'no values unless asked for');
+  for (const bad of ['2', 'yes', '11']) {
+    const r = await app.inject({ method: 'GET', url: `/events?after=${start}&values=${bad}` });
+    assert.equal(r.statusCode, 400, bad);
+    assert.equal(r.json<{ detail: { field: string } }>().detail.field.replace(/^querystring\./, 'query.'), 'query.values', bad);
+  }
+});
+
 test('OpenAPI description lists the routes', async () => {
   const r = await app.inject({ method: 'GET', url: '/openapi.json' });
   const doc = r.json<{ openapi: string; paths: Record<string, unknown> }>();

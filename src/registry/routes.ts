@@ -9,6 +9,7 @@
  * - `POST /{collection}`: register a record
  * - `POST /{collection}/{id}/changes`: a change in the world
  * - `POST /{collection}/{id}/corrections`: a correction of a recorded value
+ * - `GET  /events?after=SEQ&limit=&wait=&values=1`: the change events (Tell Us Once), for the gateway
  */
 import { Type } from 'typebox';
 import { createApp, ErrorBody, type App } from '../core/http.ts';
@@ -90,6 +91,7 @@ export function registryRoutes(app: App, service: RegistryService): void {
   const EventSchema = Type.Object({
     seq: Type.Integer(), id: Type.String(), registry: Type.String(), subject: Type.String(), changeId: Type.String(), type: Type.String(),
     effectiveDate: Type.String(), recordedAt: Type.String(), items: Type.Array(Type.String()), notify: Type.Optional(Type.Array(Type.String())),
+    values: Type.Optional(Type.Record(Type.String(), EnvelopeSchema)),
   });
   // Long polls end when the server closes, before the store they read is closed under them.
   const closing = new AbortController();
@@ -105,10 +107,11 @@ export function registryRoutes(app: App, service: RegistryService): void {
         after: Type.Optional(Type.String({ description: 'Sequence number of the last event already read (default 0)', maxLength: 20 })),
         limit: Type.Optional(Type.String({ description: `At most this many (default 100, at most ${MAX_EVENTS_PAGE})`, maxLength: 6 })),
         wait: Type.Optional(Type.String({ description: `Seconds to wait for the first new event when there is none (at most ${MAX_WAIT_SECONDS})`, maxLength: 3 })),
+        values: Type.Optional(Type.String({ description: '1: each event carries its items\' envelopes as the change recorded them (default 0)', maxLength: 1 })),
       }, { additionalProperties: false }),
       response: { 200: Type.Object({ registry: Type.String(), events: Type.Array(EventSchema) }), 400: ErrorBody },
     },
-  }, async (req) => ({ registry: service.subsystem, events: await service.events(req.query.after, req.query.limit, req.query.wait, closing.signal) }));
+  }, async (req) => ({ registry: service.subsystem, events: await service.events(req.query.after, req.query.limit, req.query.wait, closing.signal, req.query.values) }));
   app.get('/events/types', {
     schema: { tags: ['events'], summary: 'The kinds of change announced, and the items each can carry', response: { 200: Type.Object({ registry: Type.String(), latest: Type.Integer({ description: 'The latest event\'s sequence number (0 before the first)' }), types: Type.Record(Type.String(), Type.Object({ description: Type.String(), items: Type.Array(Type.String()) })) }) } },
   }, async () => ({ registry: service.subsystem, latest: await service.latestEvent(), types: service.eventTypes() }));

@@ -214,14 +214,21 @@ export class RegistryService {
    * The register's change events after `after` (registry/outbox), for its gateway: oldest first,
    * at most `limit`, waiting up to `waitMs` for the first when there is none.
    */
-  events(after: unknown, limit: unknown, waitMs: unknown, signal?: AbortSignal): Promise<OutboxEvent[]> {
+  async events(after: unknown, limit: unknown, waitMs: unknown, signal?: AbortSignal, values?: unknown): Promise<OutboxEvent[]> {
     const num = (v: unknown, field: string, dflt: number, max: number): number => {
       if (v === undefined) return dflt;
       const n = typeof v === 'string' && /^\d{1,16}$/.test(v) ? Number(v) : Number.NaN;
       if (!Number.isSafeInteger(n) || n > max) throw new OnceOnlyError('invalid_request', `${field} must be a whole number from 0 to ${max}`, { field, expected: `0..${max}` });
       return n;
     };
-    return readEvents(this.db, this.subsystem, num(after, 'query.after', 0, Number.MAX_SAFE_INTEGER), Math.max(1, num(limit, 'query.limit', 100, MAX_EVENTS_PAGE)), num(waitMs, 'query.wait', 0, MAX_WAIT_SECONDS) * 1000, signal);
+    if (values !== undefined && values !== '0' && values !== '1') throw new OnceOnlyError('invalid_request', 'query.values must be 0 or 1', { field: 'query.values', expected: '0 or 1' });
+    const events = await readEvents(this.db, this.subsystem, num(after, 'query.after', 0, Number.MAX_SAFE_INTEGER), Math.max(1, num(limit, 'query.limit', 100, MAX_EVENTS_PAGE)), num(waitMs, 'query.wait', 0, MAX_WAIT_SECONDS) * 1000, signal);
+    if (values !== '1') return events;
+    // The values each change recorded, read as the gateway would read them one by one: the same
+    // envelopes however late it asks, since later changes and corrections are not yet known then.
+    const out: OutboxEvent[] = [];
+    for (const e of events) out.push({ ...e, values: (await this.read(e.subject, e.items, { asAt: e.effectiveDate, knownAt: e.recordedAt })).items });
+    return out;
   }
 
   /** The latest event's sequence number (0 before the first). */
