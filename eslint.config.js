@@ -3,7 +3,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/', 'data/', 'bin/', 'eslint.config.js'] },
+  { ignores: ['node_modules/', 'data/', 'bin/', 'eslint.config.js', 'src/portal/public/'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {

@@ -232,6 +232,64 @@ function timelineOf(facts: FactLite[], item: string): { current: unknown; earlie
   return { current: JSON.parse(open.value) as unknown, earlier: spells.filter((f) => f !== open && f.valid_from < open.valid_from).map((f) => JSON.parse(f.value) as unknown) };
 }
 
+/** The people in a page of population facts, their addresses resolved by `resolve`. */
+function peopleOf(page: FactLite[], resolve: (v: unknown) => HeldAddress | null): RegisterPerson[] {
+  const people: RegisterPerson[] = [];
+  for (const [id, facts] of bySubject(page)) {
+    const given = timelineOf(facts, 'person.givenName');
+    const family = timelineOf(facts, 'person.familyName');
+    const birth = timelineOf(facts, 'person.birthDate');
+    const address = timelineOf(facts, 'person.address');
+    if (typeof given.current !== 'string' || typeof family.current !== 'string' || typeof birth.current !== 'string') continue;
+    people.push({
+      id,
+      givenName: given.current,
+      familyName: family.current,
+      birthDate: birth.current,
+      address: resolve(address.current),
+      deceased: timelineOf(facts, 'person.status').current === 'deceased',
+      earlierGivenNames: distinct(given.earlier.map(String), given.current),
+      earlierFamilyNames: distinct(family.earlier.map(String), family.current),
+      earlierAddresses: address.earlier.flatMap((v) => {
+        const a = resolve(v);
+        return a ? [a] : [];
+      }),
+    });
+  }
+  return people;
+}
+
+/** Held addresses of the address register by id, from current facts. */
+function addressesOf(page: FactLite[], into: Map<string, HeldAddress>): void {
+  for (const [id, facts] of bySubject(page)) {
+    const lines = timelineOf(facts, 'address.lines').current;
+    if (!Array.isArray(lines)) continue;
+    const text = (item: string): string => {
+      const v = timelineOf(facts, item).current;
+      return typeof v === 'string' ? v : '';
+    };
+    into.set(id, { line: addressLine(lines as string[]), town: text('address.town'), postcode: text('address.postcode') });
+  }
+}
+
+/**
+ * Some people of the register, as {@link registerFromStore} gives everyone: for matching one
+ * identity against the few people who share its birth date. Three queries whatever the number.
+ */
+export async function registerPeopleFromStore(registers: RegistryRepository, ids: readonly string[]): Promise<RegisterPerson[]> {
+  const facts = await registers.currentFactsOf(REGISTRY_IDS.population, ids, PERSON_ITEMS);
+  const addressIds = new Set<string>();
+  for (const f of facts) {
+    if (f.item !== 'person.address') continue;
+    const v = JSON.parse(f.value) as { addressId?: unknown } | null;
+    if (typeof v?.addressId === 'string') addressIds.add(v.addressId);
+  }
+  const addresses = new Map<string, HeldAddress>();
+  addressesOf(await registers.currentFactsOf(REGISTRY_IDS.addresses, [...addressIds], ADDRESS_ITEMS), addresses);
+  const people = peopleOf(facts, (v) => addresses.get((v as { addressId?: string } | undefined)?.addressId ?? '') ?? null);
+  return people.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+}
+
 /**
  * Builds the snapshot from the store's population and address registers (SQLite or PostgreSQL).
  * Only current beliefs are read: a value the register corrected was never true, so a copy of it
@@ -240,42 +298,10 @@ function timelineOf(facts: FactLite[], item: string): { current: unknown; earlie
 export async function registerFromStore(registers: RegistryRepository, opts: { source?: string; pageSize?: number } = {}): Promise<RegisterSnapshot> {
   const pageSize = opts.pageSize ?? 5000;
   const addresses = new Map<string, HeldAddress>();
-  for await (const page of registers.currentFactPages(REGISTRY_IDS.addresses, ADDRESS_ITEMS, pageSize)) {
-    for (const [id, facts] of bySubject(page)) {
-      const lines = timelineOf(facts, 'address.lines').current;
-      if (!Array.isArray(lines)) continue;
-      const text = (item: string): string => {
-        const v = timelineOf(facts, item).current;
-        return typeof v === 'string' ? v : '';
-      };
-      addresses.set(id, { line: addressLine(lines as string[]), town: text('address.town'), postcode: text('address.postcode') });
-    }
-  }
-  const people: RegisterPerson[] = [];
+  for await (const page of registers.currentFactPages(REGISTRY_IDS.addresses, ADDRESS_ITEMS, pageSize)) addressesOf(page, addresses);
   const resolve = (v: unknown): HeldAddress | null => addresses.get((v as { addressId?: string } | undefined)?.addressId ?? '') ?? null;
-  for await (const page of registers.currentFactPages(REGISTRY_IDS.population, PERSON_ITEMS, pageSize)) {
-    for (const [id, facts] of bySubject(page)) {
-      const given = timelineOf(facts, 'person.givenName');
-      const family = timelineOf(facts, 'person.familyName');
-      const birth = timelineOf(facts, 'person.birthDate');
-      const address = timelineOf(facts, 'person.address');
-      if (typeof given.current !== 'string' || typeof family.current !== 'string' || typeof birth.current !== 'string') continue;
-      people.push({
-        id,
-        givenName: given.current,
-        familyName: family.current,
-        birthDate: birth.current,
-        address: resolve(address.current),
-        deceased: timelineOf(facts, 'person.status').current === 'deceased',
-        earlierGivenNames: distinct(given.earlier.map(String), given.current),
-        earlierFamilyNames: distinct(family.earlier.map(String), family.current),
-        earlierAddresses: address.earlier.flatMap((v) => {
-          const a = resolve(v);
-          return a ? [a] : [];
-        }),
-      });
-    }
-  }
+  const people: RegisterPerson[] = [];
+  for await (const page of registers.currentFactPages(REGISTRY_IDS.population, PERSON_ITEMS, pageSize)) people.push(...peopleOf(page, resolve));
   // Ids are compared as JavaScript strings, so the order does not depend on a database collation.
   people.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   return { source: opts.source ?? 'population register', people };

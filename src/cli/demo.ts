@@ -39,7 +39,7 @@ export function registerDemoCommand(program: Command): void {
           say,
         });
         if (opts.json) {
-          process.stdout.write(`${JSON.stringify({ endpoints: demo.endpoints, examples: demo.examples, extracts: demo.extracts, tellUsOnce: demo.tellUsOnce })}\n`);
+          process.stdout.write(`${JSON.stringify({ endpoints: demo.endpoints, examples: demo.examples, extracts: demo.extracts, tellUsOnce: demo.tellUsOnce, portal: demo.portal })}\n`);
         } else {
           const out = process.stdout;
           out.write('\nonceonly demo is running (Ctrl-C to stop)\n\n');
@@ -51,6 +51,8 @@ export function registerDemoCommand(program: Command): void {
             const b = ex.body !== undefined ? ` -d '${JSON.stringify(ex.body)}'` : '';
             out.write(`  # ${ex.description}\n  curl -s${m}${h}${b} '${ex.url}'\n`);
           }
+          const acc = demo.portal.accounts[0];
+          if (acc) out.write(`\nSign in to the citizen portal at ${demo.portal.url} as ${acc.username} (password ${acc.password}); the one-time code:\n  ${demo.portal.codeCommand}\n`);
           out.write(`\nCheck a form for questions that re-collect mastered data:\n  npx onceonly catalogue check examples/forms/resident-parking-permit.yaml\n`);
           out.write(`\nAudit three agencies' copies of the register (extracts in ${demo.extracts.dir}):\n  ${demo.extracts.command}\n\n`);
         }

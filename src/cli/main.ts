@@ -3,6 +3,7 @@
  * The `onceonly` command. Each capability registers its own subcommands; this file only
  * assembles them, so the arrows point from the CLI to the capabilities and never back.
  */
+import { registerPortalCommands } from './portal.ts';
 import { Command } from 'commander';
 import { registerDemoCommand } from './demo.ts';
 import { registerRegistryCommands } from './registry.ts';
@@ -49,5 +50,6 @@ registerTransparencyCommands(program);
 registerConsentCommands(program);
 registerTrackerCommand(program);
 registerEventCommands(program);
+registerPortalCommands(program);
 
 await program.parseAsync(process.argv);

@@ -21,6 +21,7 @@ interface DemoLine {
   endpoints: { name: string; url: string; id?: string }[];
   examples: { method: string; url: string; headers: Record<string, string>; body?: unknown; description: string }[];
   tellUsOnce: { receivers: { name: string; subsystem: string; url: string; subscription: string }[] };
+  portal: { url: string; issuer: string; accounts: { username: string; password: string; totpSecret: string }[] };
 }
 
 /** Starts the demo, waits for its JSON line, and returns it with a function that stops it. */
@@ -62,7 +63,13 @@ test('the demo prints one JSON line whose example requests succeed through the g
   let person = '';
   try {
     const names = first.line.endpoints.map((e) => e.name);
-    assert.deepEqual(names, ['central', 'catalogue', 'gateway-gro', 'gateway-geoplace', 'gateway-ch', 'gateway-leeds', 'gateway-dwp', 'gateway-gds', 'receiver-leeds', 'receiver-dwp']);
+    assert.deepEqual(names, ['central', 'catalogue', 'gateway-gro', 'gateway-geoplace', 'gateway-ch', 'gateway-leeds', 'gateway-dwp', 'gateway-gds', 'portal', 'identity-provider', 'receiver-leeds', 'receiver-dwp']);
+    // The citizen portal answers, and the demo says who can sign in to it (synthetic test accounts).
+    assert.equal(first.line.portal.accounts.length, 3);
+    assert.ok(first.line.portal.accounts.every((a) => /^person\d$/.test(a.username) && a.password.length >= 12 && a.totpSecret.length >= 20));
+    const start = await fetch(`${first.line.portal.url}/`);
+    assert.equal(start.status, 200);
+    assert.match(await start.text(), /Start now/);
     assert.deepEqual(first.line.tellUsOnce.receivers.map((r) => r.subsystem), ['UK/MUN/LEEDS/parking', 'UK/GOV/DWP/benefits']);
     assert.ok(first.line.examples.length >= 3);
     const gatewayUrls = first.line.endpoints.filter((e) => e.name.startsWith('gateway-')).map((e) => e.url);

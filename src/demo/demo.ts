@@ -33,6 +33,9 @@ import type { LoadResult } from '../registry/load.ts';
 import { packagePath } from '../core/files.ts';
 import { freePort } from './ports.ts';
 import { registerFromStore } from '../audit/register.ts';
+import { IdentityMatcher } from '../identity/match.ts';
+import { identityRoutes } from '../identity/routes.ts';
+import { startPortal, type RunningPortal } from './portal.ts';
 import { AGENCIES, TRUTH_FILE, writeExtracts } from '../audit/extracts.ts';
 
 export interface DemoOptions {
@@ -89,6 +92,8 @@ export interface RunningDemo {
   tellUsOnce: { receivers: { name: string; subsystem: string; url: string; subscription: string }[] };
   examples: ExampleRequest[];
   extracts: DemoExtracts;
+  /** The citizen portal, its demo identity provider and the synthetic people who can sign in. */
+  portal: RunningPortal['info'];
   stop(): Promise<void>;
 }
 
@@ -311,6 +316,8 @@ export async function startDemo(opts: DemoOptions): Promise<RunningDemo> {
       if ('registry' in o) {
         const token = readFileSync(join(dir, `registry-${o.registry}.token`), 'utf8');
         const app = await createRegistryServer(regs[o.registry], { token });
+        // The population register also matches signed-in identities (src/identity), behind the same credential.
+        if (o.registry === 'population') identityRoutes(app, new IdentityMatcher(new RegistryRepository(store.db)));
         apps.push(app);
         await app.listen({ host: '127.0.0.1', port: layout.ports.registries[o.registry] ?? 0 });
       }
@@ -339,6 +346,7 @@ export async function startDemo(opts: DemoOptions): Promise<RunningDemo> {
     const people = readSettings(groDir).services['UK/GOV/GRO/population']!['people']!;
     const registryBase = `http://127.0.0.1:${layout.ports.registries['population']}`;
     addService(groDir, 'UK/GOV/GRO/population', 'people', { ...people, events: `${registryBase}/events` });
+    addService(groDir, 'UK/GOV/GRO/population', 'identity-match', { url: `${registryBase}/identity`, timeoutMs: 20_000, headers: people.headers ?? {}, kind: 'rest', description: 'Match a verified identity to one person of the register (citizen portal sign-in)', endpoints: [{ method: 'POST', path: '/match' }] });
     addService(groDir, 'UK/GOV/GRO/population', 'changes', { url: `${registryBase}/people`, timeoutMs: 10_000, headers: people.headers ?? {}, kind: 'rest', description: 'Report a change to the population register', endpoints: [{ method: 'POST', path: '/*/changes' }] });
     const receivers: { name: string; org: 'leeds' | 'dwp'; subsystem: string; events: string[]; rx: Receiver }[] = [];
     for (const r of [{ name: 'Leeds City Council parking system', org: 'leeds' as const, subsystem: 'UK/MUN/LEEDS/parking', events: ['move', 'name'] }, { name: 'benefits agency system', org: 'dwp' as const, subsystem: 'UK/GOV/DWP/benefits', events: ['move', 'name', 'death'] }]) {
@@ -375,8 +383,13 @@ export async function startDemo(opts: DemoOptions): Promise<RunningDemo> {
         throw new Error(`demo self-check failed: ${ex.description}: the agreements do not let the client use ${c.service}`);
       }
     }
+    // The citizen portal and its demo identity provider, whose accounts are people of the register.
+    const portal = await startPortal({ dir, gatewayUrl: gwUrls.gds, registers, say });
+    closers.push(() => portal.close());
+    endpoints.push({ name: 'portal', role: 'the citizen portal: sign in, see what the registers hold about you (GOV.UK Design System)', id: 'UK/GOV/GDS/citizen-portal', url: portal.info.url });
+    endpoints.push({ name: 'identity-provider', role: 'the demo OpenID provider (stands in for GOV.UK One Login)', url: portal.info.issuer });
     for (const r of receivers) endpoints.push({ name: `receiver-${r.org}`, role: `the ${r.name}: takes Tell Us Once events pushed by its gateway (Standard Webhooks signatures checked)`, id: r.subsystem, url: r.rx.url });
-    return { endpoints, examples, extracts, tellUsOnce: { receivers: receivers.map((r) => ({ name: r.name, subsystem: r.subsystem, url: r.rx.url, subscription: subs[r.org] })) }, stop };
+    return { endpoints, examples, extracts, portal: portal.info, tellUsOnce: { receivers: receivers.map((r) => ({ name: r.name, subsystem: r.subsystem, url: r.rx.url, subscription: subs[r.org] })) }, stop };
   } catch (e) {
     await stop();
     throw e;

@@ -86,4 +86,36 @@ export class RegistryRepository {
       .executeTakeFirst();
     return row?.subject;
   }
+
+  /**
+   * The people of population register `registry` whose current birth date is `birthDate`
+   * (YYYY-MM-DD), at most `limit`, by id: one seek on the partial index `fact_birth_date`.
+   */
+  async peopleBornOn(registry: string, birthDate: string, limit: number): Promise<string[]> {
+    const rows = await this.#db
+      .selectFrom('fact')
+      .select('subject')
+      .distinct()
+      .where('registry', '=', registry)
+      .where('value', '=', JSON.stringify(birthDate))
+      .where('item', '=', 'person.birthDate')
+      .where('superseded_at', 'is', null)
+      .orderBy('subject')
+      .limit(limit)
+      .execute();
+    return rows.map((r) => r.subject);
+  }
+
+  /** The current beliefs about `items` of the given subjects of `registry`. */
+  async currentFactsOf(registry: string, subjects: readonly string[], items: string[]): Promise<CurrentFact[]> {
+    if (subjects.length === 0) return [];
+    return this.#db
+      .selectFrom('fact')
+      .select(['subject', 'item', 'value', 'valid_from', 'valid_to'])
+      .where('registry', '=', registry)
+      .where('subject', 'in', [...subjects])
+      .where('item', 'in', items)
+      .where('superseded_at', 'is', null)
+      .execute();
+  }
 }

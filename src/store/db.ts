@@ -22,6 +22,7 @@ import * as m0008 from './migrations/0008_exchange_trust.ts';
 import * as m0009 from './migrations/0009_witness.ts';
 import * as m0010 from './migrations/0010_tell_us_once.ts';
 import * as m0011 from './migrations/0011_fact_history.ts';
+import * as m0012 from './migrations/0012_citizen_portal.ts';
 
 export type Dialect = 'sqlite' | 'postgres';
 
@@ -70,6 +71,7 @@ const MIGRATIONS: Record<string, DialectMigration> = {
   '0009_witness': m0009,
   '0010_tell_us_once': m0010,
   '0011_fact_history': m0011,
+  '0012_citizen_portal': m0012,
 };
 
 class CodeMigrationProvider implements MigrationProvider {

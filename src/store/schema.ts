@@ -87,6 +87,8 @@ export interface Database {
   event_queue: EventQueueTable;
   event_relay: EventRelayTable;
   event_lease: EventLeaseTable;
+  portal_session: PortalSessionTable;
+  portal_match: PortalMatchTable;
 }
 
 /** A register's event counter (migration 0010_tell_us_once). */
@@ -491,4 +493,36 @@ export interface PreviewTable {
   decided_at: string | null;
   decision_expires_at: string | null;
   consumed_at: string | null;
+}
+
+/** A portal session or a sign-in under way (migration 0012_citizen_portal). */
+export interface PortalSessionTable {
+  /** SHA-256 (base64url) of the cookie's value. */
+  id: string;
+  /** `login` (a sign-in under way) or `session`. */
+  kind: string;
+  /** The register id of the person signed in; null for a sign-in under way. */
+  person: string | null;
+  /** JSON: a login's state, nonce and PKCE verifier; a session's issuer, subject and display name. */
+  data: string;
+  created_at: string;
+  last_seen_at: string;
+  /** The absolute end: after it the row is refused whatever its idle time. */
+  expires_at: string;
+}
+
+/** An identity-match decision (migration 0012_citizen_portal). */
+export interface PortalMatchTable {
+  id: string;
+  issuer: string;
+  /** The issuer's (pairwise) subject identifier. */
+  subject: string;
+  /** The register id matched; null when none or ambiguous. */
+  person: string | null;
+  /** `matched`, `none` or `ambiguous`. */
+  outcome: string;
+  score: number | null;
+  /** JSON: per field compared, whether it agreed and at which level. */
+  fields: string;
+  decided_at: string;
 }

@@ -1,0 +1,188 @@
+/**
+ * The citizen portal over the real demo (issue 13): a synthetic person signs in at the demo
+ * identity provider (password and one-time code) through OpenID Connect, is matched to the
+ * population register through the exchange, and sees their own data read through the portal's
+ * gateway. Then what a hostile browser would try: a replayed callback, a wrong state, a callback
+ * with no sign-in started here, a tampered session cookie, a form without its CSRF token or with
+ * another session's, a session id kept across sign-in, a signed-out session used again, and a
+ * wrong password. Each is refused with a page that shows nobody's data.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { request } from 'undici';
+import { populate } from '../registry/populate.ts';
+import { startDemo, type RunningDemo } from '../demo/demo.ts';
+import { totp } from './totp.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'onceonly-portal-'));
+let demo: RunningDemo;
+
+before(async () => {
+  demo = await startDemo({ dataDir: dir, basePort: 0, people: 300, generate: (store, people) => populate(store, { people, seed: 1 }) });
+});
+after(async () => {
+  await demo?.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** A browser enough for these flows: one cookie jar (cookies are per host, not per port), no redirects followed. */
+class Browser {
+  readonly jar = new Map<string, string>();
+
+  async get(url: string): Promise<{ status: number; location: string; body: string }> {
+    return this.send('GET', url);
+  }
+
+  async post(url: string, form: Record<string, string>): Promise<{ status: number; location: string; body: string }> {
+    return this.send('POST', url, new URLSearchParams(form).toString());
+  }
+
+  async send(method: string, url: string, body?: string): Promise<{ status: number; location: string; body: string }> {
+    const cookie = [...this.jar].map(([k, v]) => `${k}=${v}`).join('; ');
+    const res = await request(url, { method, headers: { ...(cookie ? { cookie } : {}), ...(body !== undefined ? { 'content-type': 'application/x-www-form-urlencoded' } : {}) }, ...(body !== undefined ? { body } : {}) });
+    const set = res.headers['set-cookie'];
+    for (const c of Array.isArray(set) ? set : set ? [set] : []) {
+      const [pair, ...attrs] = c.split(';');
+      const eq = pair!.indexOf('=');
+      const name = pair!.slice(0, eq).trim();
+      const value = pair!.slice(eq + 1).trim();
+      const gone = attrs.some((a) => /^\s*max-age=0/i.test(a) || (/^\s*expires=/i.test(a) && new Date(a.split('=')[1]!) < new Date())) || value === '';
+      if (gone) this.jar.delete(name);
+      else this.jar.set(name, value);
+    }
+    const location = String(res.headers['location'] ?? '');
+    return { status: res.statusCode, location: location && !/^https?:/.test(location) ? new URL(location, url).href : location, body: await res.body.text() };
+  }
+}
+
+/** Follows the sign-in up to the portal's callback URL (not requested). */
+async function toCallback(b: Browser, account = demo.portal.accounts[0]!, code?: string): Promise<{ callback: string; loginPage: string }> {
+  const start = await b.get(`${demo.portal.url}/sign-in`);
+  assert.equal(start.status, 303);
+  assert.ok(start.location.startsWith(demo.portal.issuer), start.location);
+  const auth = new URL(start.location);
+  // What the portal asks for: PKCE S256, state, nonce, One Login's vector of trust and claims.
+  assert.equal(auth.searchParams.get('code_challenge_method'), 'S256');
+  for (const p of ['state', 'nonce', 'code_challenge', 'vtr', 'claims']) assert.ok(auth.searchParams.get(p), p);
+  const toLogin = await b.get(start.location);
+  assert.equal(toLogin.status, 303, toLogin.body.slice(0, 300));
+  const page = await b.get(toLogin.location);
+  assert.equal(page.status, 200);
+  const action = /action="([^"]+)"/.exec(page.body)![1]!;
+  const done = await b.post(new URL(action, toLogin.location).href, { username: account.username, password: account.password, code: code ?? totp(Buffer.from(account.totpSecret, 'base64url')) });
+  if (done.status !== 303) return { callback: '', loginPage: done.body };
+  let next = done.location;
+  for (let i = 0; i < 5 && !next.startsWith(`${demo.portal.url}/auth/callback`); i++) {
+    const r = await b.get(next);
+    assert.equal(r.status, 303, r.body.slice(0, 300));
+    next = r.location;
+  }
+  return { callback: next, loginPage: '' };
+}
+
+async function signIn(b: Browser): Promise<void> {
+  const { callback } = await toCallback(b);
+  const r = await b.get(callback);
+  assert.equal(r.status, 303, r.body.slice(0, 500));
+  assert.equal(r.location, `${demo.portal.url}/your-data`);
+}
+
+const csrfOf = (html: string): string => /name="_csrf" value="([^"]+)"/.exec(html)![1]!;
+
+describe('citizen portal', () => {
+  test('a person signs in with a password and a one-time code and sees what the registers hold about them', async () => {
+    const b = new Browser();
+    await signIn(b);
+    const page = await b.get(`${demo.portal.url}/your-data`);
+    assert.equal(page.status, 200);
+    assert.match(page.body, new RegExp(`This is what the public registers hold about you, ${demo.portal.accounts[0]!.name}`));
+    assert.match(page.body, /General Register Office \(population register\)/);
+    assert.match(page.body, /GeoPlace \(address register\)/);
+    assert.match(page.body, /Date of birth/);
+    // Security headers: a CSP with no inline script but the Design System's own, pinned by hash.
+    const head = await request(`${demo.portal.url}/`);
+    const csp = String(head.headers['content-security-policy']);
+    await head.body.text();
+    assert.match(csp, /script-src 'self' 'sha256-[A-Za-z0-9+/=]+'/);
+    assert.doesNotMatch(csp, /unsafe-inline/);
+    assert.equal(head.headers['x-frame-options'], 'SAMEORIGIN');
+    // The match decision is recorded and shown to the person.
+    const how = await b.get(`${demo.portal.url}/how-we-found-you`);
+    assert.equal(how.status, 200);
+    assert.match(how.body, /matched/);
+    assert.match(how.body, /Match score: (9\d|100)/);
+  });
+
+  test('a replayed callback, a wrong state and a callback that did not start here are refused, showing nobody\'s data', async () => {
+    const b = new Browser();
+    const { callback } = await toCallback(b);
+    const login = b.jar.get('portal_login')!;
+    // Wrong state first: the sign-in under way is used up by the attempt.
+    const wrong = new URL(callback);
+    wrong.searchParams.set('state', 'not-the-state');
+    const w = await b.get(wrong.href);
+    assert.equal(w.status, 400);
+    assert.match(w.body, /problem signing you in/);
+    assert.doesNotMatch(w.body, /hold about you/);
+    // The right callback with the (now used) sign-in cookie: refused too.
+    b.jar.set('portal_login', login);
+    const again = await b.get(callback);
+    assert.equal(again.status, 400);
+    // A fresh sign-in, then its callback replayed after it succeeded.
+    const c = new Browser();
+    const second = await toCallback(c);
+    const saved = c.jar.get('portal_login')!;
+    assert.equal((await c.get(second.callback)).status, 303);
+    c.jar.set('portal_login', saved);
+    assert.equal((await c.get(second.callback)).status, 400);
+    // Someone else's callback URL in a browser that started no sign-in.
+    const other = new Browser();
+    const r = await other.get(second.callback);
+    assert.equal(r.status, 400);
+    assert.match(r.body, /did not start here/);
+  });
+
+  test('sessions: a tampered cookie, fixation, CSRF, and sign-out', async () => {
+    const b = new Browser();
+    await signIn(b);
+    const first = b.jar.get('portal_session')!;
+    // A tampered cookie is no session.
+    const t = new Browser();
+    t.jar.set('portal_session', `${first.slice(0, -2)}xx`);
+    const tampered = await t.get(`${demo.portal.url}/your-data`);
+    assert.equal(tampered.status, 401);
+    assert.doesNotMatch(tampered.body, /hold about you/);
+    // Signing in again gives a new session id, never the one the browser held (no fixation).
+    await signIn(b);
+    assert.notEqual(b.jar.get('portal_session'), first);
+    const page = await b.get(`${demo.portal.url}/your-data`);
+    const token = csrfOf(page.body);
+    // No token, a made-up token, and another session's token are refused.
+    assert.equal((await b.post(`${demo.portal.url}/sign-out`, {})).status, 403);
+    assert.equal((await b.post(`${demo.portal.url}/sign-out`, { _csrf: 'x'.repeat(40) })).status, 403);
+    const other = new Browser();
+    await signIn(other);
+    const otherToken = csrfOf((await other.get(`${demo.portal.url}/your-data`)).body);
+    assert.equal((await b.post(`${demo.portal.url}/sign-out`, { _csrf: otherToken })).status, 403);
+    // The right one signs out; the old cookie then opens nothing.
+    const kept = b.jar.get('portal_session')!;
+    const out = await b.post(`${demo.portal.url}/sign-out`, { _csrf: token });
+    assert.equal(out.status, 303);
+    assert.equal(out.location, `${demo.portal.url}/signed-out`);
+    b.jar.set('portal_session', kept);
+    assert.equal((await b.get(`${demo.portal.url}/your-data`)).status, 401);
+  });
+
+  test('a wrong password or code is refused at the identity provider without saying which', async () => {
+    const b = new Browser();
+    const wrong = await toCallback(b, { ...demo.portal.accounts[1]!, password: 'not-the-password' });
+    assert.equal(wrong.callback, '');
+    assert.match(wrong.loginPage, /The username, password or code is not right/);
+    assert.match(wrong.loginPage, /govuk-error-summary/);
+    const code = await toCallback(new Browser(), demo.portal.accounts[1], '000000');
+    assert.match(code.loginPage, /The username, password or code is not right/);
+  });
+});

@@ -1,0 +1,309 @@
+/**
+ * @module portal/server
+ * `onceonly portal serve`: the citizen portal, the citizen-portal organisation's own system. It
+ * signs people in with OpenID Connect (openid-client: authorization code flow with PKCE, state
+ * and nonce, a client secret), matches the verified identity to the population register through
+ * the exchange (the register's `identity-match` service), and shows the person what the
+ * registers hold about them, reading it through its own gateway under its agreements like any
+ * other consumer: every such read is an access record the person can see.
+ *
+ * Pages are server-rendered with the GOV.UK Design System's own templates (govuk-frontend via
+ * @fastify/view and Nunjucks) and work without JavaScript. Sessions live in the portal's store
+ * (portal/sessions); forms carry a CSRF token bound to the session (@fastify/csrf-protection);
+ * helmet sets the security headers, with a CSP that runs no inline script but the Design
+ * System's one, pinned by hash.
+ */
+import { join } from 'node:path';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import fastifyCookie from '@fastify/cookie';
+import fastifyCsrf from '@fastify/csrf-protection';
+import fastifyFormbody from '@fastify/formbody';
+import fastifyHelmet from '@fastify/helmet';
+import fastifyStatic from '@fastify/static';
+import fastifyView from '@fastify/view';
+import nunjucks from 'nunjucks';
+import * as oidc from 'openid-client';
+import { request } from 'undici';
+import { createLogger } from '../core/log.ts';
+import { encodeIdPath } from '../core/ids.ts';
+import { CLAIMS_REQUEST, VTR, verifiedIdentity, type IdentityVerification } from './onelogin.ts';
+import type { PortalSessions, Session } from './sessions.ts';
+import { GOVUK_DIST, VIEWS_DIR, templateScriptHash } from './views.ts';
+import type { MatchDecision } from '../identity/match.ts';
+
+export interface PortalOptions {
+  /** Where the portal is reached, e.g. `http://127.0.0.1:8080` (redirect URI is `/auth/callback` under it). */
+  publicUrl: string;
+  /** The portal system's gateway client side, and the subsystem it is. */
+  gatewayUrl: string;
+  client: string;
+  /** A credential for the gateway, when it authenticates information systems (gateway/isauth). */
+  gatewayToken?: string;
+  /** The OpenID provider: its issuer identifier, and this client's registration there. */
+  issuer: string;
+  clientId: string;
+  clientSecret: string;
+  /** Who signs the core identity JWT, and its keys. */
+  identity: IdentityVerification;
+  sessions: PortalSessions;
+  /** Signs cookies (at least 32 characters). */
+  cookieSecret: string;
+  /** Allow an issuer over plain HTTP (the demo's, on loopback). */
+  allowHttpIssuer?: boolean;
+}
+
+const SERVICE_NAME = 'Your data and who uses it';
+const SESSION_COOKIE = 'portal_session';
+const LOGIN_COOKIE = 'portal_login';
+const POPULATION = 'UK/GOV/GRO/population';
+const ADDRESSES = 'UK/GOV/GEOPLACE/addresses';
+/** What "Your data" shows of the population register (each named as a person would say it). */
+const PERSON_ITEMS: [string, string][] = [['person.givenName', 'Given name'], ['person.familyName', 'Family name'], ['person.birthDate', 'Date of birth'], ['person.address', 'Address'], ['person.status', 'Status'], ['person.nationality', 'Nationality']];
+const ADDRESS_ITEMS: [string, string][] = [['address.lines', 'Address lines'], ['address.town', 'Town'], ['address.postcode', 'Postcode']];
+const REGISTER_NAMES: Record<string, string> = { [POPULATION]: 'General Register Office (population register)', [ADDRESSES]: 'GeoPlace (address register)' };
+
+interface Envelope {
+  value: unknown;
+  source?: string;
+  lastUpdated?: string;
+  classification?: string;
+}
+
+/** A signed-in request's session. */
+declare module 'fastify' {
+  interface FastifyRequest {
+    portalSession?: Session;
+    portalToken?: string;
+  }
+}
+
+function shownValue(item: string, v: unknown): string {
+  if (v === null || v === undefined) return '';
+  if (item === 'person.address' && typeof v === 'object') {
+    const a = v as { lines?: string[]; addressId?: string };
+    return a.lines?.join(', ') ?? a.addressId ?? '';
+  }
+  if (Array.isArray(v)) return v.map((x) => (typeof x === 'string' ? x : JSON.stringify(x))).join(', ');
+  if (typeof v === 'object') return JSON.stringify(v);
+  return typeof v === 'string' ? v : JSON.stringify(v);
+}
+
+const longDate = (iso: string | undefined): string => {
+  if (!iso) return '';
+  const d = new Date(iso.length === 10 ? `${iso}T00:00:00Z` : iso);
+  return Number.isNaN(d.getTime()) ? iso : d.toLocaleDateString('en-GB', { day: 'numeric', month: 'long', year: 'numeric', timeZone: 'UTC' });
+};
+
+export async function createPortalServer(opts: PortalOptions): Promise<FastifyInstance> {
+  const tls = opts.publicUrl.startsWith('https:');
+  const logger: FastifyBaseLogger = createLogger({ level: 'warn' });
+  const app = Fastify({ loggerInstance: logger, bodyLimit: 64 * 1024, trustProxy: false });
+  const redirectUri = `${opts.publicUrl}/auth/callback`;
+
+  await app.register(fastifyHelmet, {
+    contentSecurityPolicy: {
+      useDefaults: false,
+      directives: {
+        defaultSrc: ["'self'"],
+        scriptSrc: ["'self'", templateScriptHash()],
+        styleSrc: ["'self'"],
+        imgSrc: ["'self'", 'data:'],
+        fontSrc: ["'self'"],
+        formAction: ["'self'"],
+        frameAncestors: ["'none'"],
+        objectSrc: ["'none'"],
+        baseUri: ["'self'"],
+        ...(tls ? { upgradeInsecureRequests: [] } : {}),
+      },
+    },
+    // HSTS only where the portal is served over TLS: on plain loopback it would mean nothing.
+    hsts: tls ? { maxAge: 31_536_000, includeSubDomains: true } : false,
+    referrerPolicy: { policy: 'no-referrer' },
+  });
+  await app.register(fastifyCookie, { secret: opts.cookieSecret });
+  await app.register(fastifyFormbody, { bodyLimit: 16 * 1024 });
+  await app.register(fastifyCsrf, {
+    sessionPlugin: '@fastify/cookie',
+    cookieKey: 'portal_csrf',
+    cookieOpts: { signed: true, httpOnly: true, sameSite: 'lax', path: '/', secure: tls },
+    // Each token is bound to the session it was made for: one taken from another session fails.
+    getUserInfo: (req: FastifyRequest) => req.portalToken ?? '',
+    csrfOpts: { hmacKey: opts.cookieSecret },
+  });
+  await app.register(fastifyView, { engine: { nunjucks }, templates: [VIEWS_DIR, GOVUK_DIST], options: { autoescape: true } });
+  await app.register(fastifyStatic, { root: join(GOVUK_DIST, 'govuk', 'assets'), prefix: '/assets/', decorateReply: false, index: false });
+  await app.register(fastifyStatic, {
+    root: join(GOVUK_DIST, 'govuk'), prefix: '/stylesheets/', decorateReply: false, index: false,
+    allowedPath: (p) => p === '/govuk-frontend.min.css',
+  });
+  await app.register(fastifyStatic, {
+    root: join(GOVUK_DIST, 'govuk'), prefix: '/javascripts/', decorateReply: false, index: false,
+    allowedPath: (p) => p === '/govuk-frontend.min.js',
+  });
+  await app.register(fastifyStatic, { root: join(VIEWS_DIR, '..', 'public'), prefix: '/scripts/', decorateReply: false, index: false, allowedPath: (p) => p === '/init.js' });
+
+  const cookieBase = { httpOnly: true, sameSite: 'lax' as const, path: '/', secure: tls, signed: true };
+  let config: oidc.Configuration | undefined;
+  const oidcConfig = async (): Promise<oidc.Configuration> => {
+    config ??= await oidc.discovery(new URL(opts.issuer), opts.clientId, { client_secret: opts.clientSecret }, oidc.ClientSecretBasic(opts.clientSecret), opts.allowHttpIssuer ? { execute: [oidc.allowInsecureRequests] } : undefined);
+    return config;
+  };
+
+  const render = (reply: FastifyReply, status: number, view: string, ctx: Record<string, unknown>, req?: FastifyRequest): FastifyReply => {
+    const signedIn = req?.portalSession !== undefined;
+    const navigation = signedIn
+      ? [{ href: '/your-data', text: 'Your data' }, { href: '/how-we-found-you', text: 'How we found your record' }]
+      : [];
+    reply.header('cache-control', 'no-store');
+    return reply.status(status).view(view, {
+      serviceName: SERVICE_NAME, serviceUrl: '/', navigation, scriptUrl: '/scripts/init.js', signedIn,
+      csrfToken: signedIn ? reply.generateCsrf({ userInfo: req.portalToken! }) : undefined,
+      footerLinks: [{ href: '/accessibility', text: 'Accessibility statement' }, { href: '/privacy', text: 'Privacy notice' }],
+      ...ctx,
+    });
+  };
+  const problem = (reply: FastifyReply, status: number, title: string, lines: string[], req?: FastifyRequest): FastifyReply => render(reply, status, 'problem.njk', { title, lines }, req);
+
+  /** The session a request carries, or undefined; a bad or tampered cookie counts as none. */
+  const sessionOf = async (req: FastifyRequest): Promise<void> => {
+    const raw = req.cookies[SESSION_COOKIE];
+    if (!raw) return;
+    const u = req.unsignCookie(raw);
+    if (!u.valid || !u.value) return;
+    const s = await opts.sessions.get(u.value);
+    if (s) {
+      req.portalSession = s;
+      req.portalToken = u.value;
+    }
+  };
+  app.addHook('preHandler', async (req) => sessionOf(req));
+  const requireSession = async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    if (!req.portalSession) {
+      reply.clearCookie(SESSION_COOKIE, { path: '/' });
+      await problem(reply, 401, 'You need to sign in', ['You are not signed in, or your session has ended (after 30 minutes without activity, or 8 hours after you signed in).', 'Sign in again to see your data.']);
+    }
+  };
+
+  /** A call through the portal's own gateway (X-Road r1). */
+  const exchange = async (method: 'GET' | 'POST', path: string, purpose: string, body?: unknown): Promise<{ status: number; json: unknown }> => {
+    const res = await request(`${opts.gatewayUrl}/r1/${path}`, {
+      method,
+      headers: {
+        accept: 'application/json', 'x-road-client': encodeIdPath(opts.client), 'x-onceonly-purpose': purpose,
+        ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+        ...(opts.gatewayToken ? { authorization: `Bearer ${opts.gatewayToken}` } : {}),
+      },
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+      headersTimeout: 15_000, bodyTimeout: 15_000,
+    });
+    const text = await res.body.text();
+    let json: unknown = null;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      json = null;
+    }
+    return { status: res.statusCode, json };
+  };
+
+  app.get('/', (req, reply) => render(reply, 200, 'start.njk', { title: SERVICE_NAME }, req));
+  app.get('/accessibility', (req, reply) => render(reply, 200, 'accessibility.njk', { title: 'Accessibility statement' }, req));
+  app.get('/privacy', (req, reply) => render(reply, 200, 'privacy.njk', { title: 'Privacy notice' }, req));
+  app.get('/signed-out', (req, reply) => render(reply, 200, 'signed-out.njk', { title: 'You have signed out' }, req));
+
+  app.get('/sign-in', async (_req, reply) => {
+    const c = await oidcConfig();
+    const verifier = oidc.randomPKCECodeVerifier();
+    const state = oidc.randomState();
+    const nonce = oidc.randomNonce();
+    const token = await opts.sessions.startLogin({ state, nonce, verifier });
+    reply.setCookie(LOGIN_COOKIE, token, { ...cookieBase, maxAge: 600 });
+    const url = oidc.buildAuthorizationUrl(c, {
+      redirect_uri: redirectUri, scope: 'openid email', response_type: 'code',
+      code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256',
+      state, nonce, vtr: VTR, claims: CLAIMS_REQUEST, prompt: 'login',
+    });
+    return reply.redirect(url.href, 303);
+  });
+
+  app.get('/auth/callback', async (req, reply) => {
+    const fail = (why: string): FastifyReply => {
+      reply.clearCookie(LOGIN_COOKIE, { path: '/' });
+      return problem(reply, 400, 'Sorry, there is a problem signing you in', [why, 'Nothing about you has been shown. Go to the start page and sign in again.']);
+    };
+    const raw = req.cookies[LOGIN_COOKIE];
+    const u = raw ? req.unsignCookie(raw) : undefined;
+    // A callback without this browser's own sign-in under way (another browser's link, a replay) goes nowhere.
+    const login = u?.valid && u.value ? await opts.sessions.takeLogin(u.value) : undefined;
+    if (!login) return fail('This sign-in did not start here, has already been used or took too long.');
+    const c = await oidcConfig();
+    let tokens: oidc.TokenEndpointResponse & oidc.TokenEndpointResponseHelpers;
+    try {
+      tokens = await oidc.authorizationCodeGrant(c, new URL(req.url, opts.publicUrl), { pkceCodeVerifier: login.verifier, expectedState: login.state, expectedNonce: login.nonce, idTokenExpected: true });
+    } catch (e) {
+      req.log.warn({ err: { name: (e as Error).name, code: (e as { code?: string }).code } }, 'sign-in refused');
+      return fail('The identity provider\'s answer could not be checked.');
+    }
+    const claims = tokens.claims()!;
+    let identity;
+    try {
+      const userinfo = await oidc.fetchUserInfo(c, tokens.access_token, claims.sub);
+      identity = await verifiedIdentity(userinfo, { sub: claims.sub, clientId: opts.clientId, verification: opts.identity, vot: claims['vot'] });
+    } catch (e) {
+      req.log.warn({ err: { name: (e as Error).name } }, 'identity refused');
+      return fail('Your identity could not be confirmed to the level this service needs.');
+    }
+    const m = await exchange('POST', `${encodeIdPath(POPULATION)}/identity-match/match`, 'citizen-sign-in', identity);
+    if (m.status !== 200) return fail('The population register could not be asked to find your record. Try again later.');
+    const d = m.json as MatchDecision;
+    await opts.sessions.recordMatch(claims.iss, claims.sub, d);
+    reply.clearCookie(LOGIN_COOKIE, { path: '/' });
+    if (d.outcome !== 'matched' || !d.person) {
+      return render(reply, 200, 'no-match.njk', { title: d.outcome === 'ambiguous' ? 'We could not be sure which record is yours' : 'We could not find your record', outcome: d.outcome });
+    }
+    const token = await opts.sessions.create(d.person, { issuer: claims.iss, subject: claims.sub, name: identity.givenName });
+    reply.setCookie(SESSION_COOKIE, token, cookieBase);
+    return reply.redirect('/your-data', 303);
+  });
+
+  app.get('/your-data', { preHandler: requireSession }, async (req, reply) => {
+    const s = req.portalSession!;
+    const person = await exchange('GET', `${encodeIdPath(POPULATION)}/people/${s.person}?items=${PERSON_ITEMS.map(([i]) => i).join(',')}`, 'citizen-own-data');
+    if (person.status !== 200) return problem(reply, 502, 'Sorry, your data cannot be shown now', ['The population register did not answer. Try again later.'], req);
+    const items = ((person.json as { items?: Record<string, Envelope> }).items ?? {});
+    const rows = (list: [string, string][], got: Record<string, Envelope>): { key: string; value: string; source: string; updated: string; classification: string; held: boolean }[] =>
+      list.map(([item, label]) => {
+        const e = got[item];
+        const held = e !== undefined && e.value !== null && e.value !== undefined;
+        return { key: label, value: held ? shownValue(item, e.value) : 'Not held', source: e?.source ?? '', updated: longDate(e?.lastUpdated), classification: e?.classification ?? '', held };
+      });
+    const registers = [{ name: REGISTER_NAMES[POPULATION], rows: rows(PERSON_ITEMS, items) }];
+    const addressId = (items['person.address']?.value as { addressId?: string } | undefined)?.addressId;
+    if (addressId) {
+      const a = await exchange('GET', `${encodeIdPath(ADDRESSES)}/addresses/${addressId}?items=${ADDRESS_ITEMS.map(([i]) => i).join(',')}`, 'citizen-own-data');
+      registers.push({ name: REGISTER_NAMES[ADDRESSES], rows: a.status === 200 ? rows(ADDRESS_ITEMS, (a.json as { items?: Record<string, Envelope> }).items ?? {}) : ADDRESS_ITEMS.map(([, k]) => ({ key: k, value: 'Could not be read now', source: '', updated: '', classification: '', held: false })) });
+    }
+    return render(reply, 200, 'your-data.njk', { title: 'Your data', name: s.data.name, registers }, req);
+  });
+
+  app.get('/how-we-found-you', { preHandler: requireSession }, async (req, reply) => {
+    const s = req.portalSession!;
+    const decisions = (await opts.sessions.matchesOf(s.data.issuer, s.data.subject)).map((d) => ({ ...d, when: longDate(d.decidedAt), percent: d.score === null ? 'none' : `${(d.score * 100).toFixed(d.score > 0.999 ? 3 : 1)}%` }));
+    return render(reply, 200, 'how-we-found-you.njk', { title: 'How we found your record', decisions }, req);
+  });
+
+  app.post('/sign-out', { preHandler: [requireSession, (req, reply, done) => app.csrfProtection(req, reply, done)] }, async (req, reply) => {
+    await opts.sessions.end(req.portalToken!);
+    reply.clearCookie(SESSION_COOKIE, { path: '/' });
+    return reply.redirect('/signed-out', 303);
+  });
+
+  app.setNotFoundHandler((req, reply) => problem(reply, 404, 'Page not found', ['If you typed the web address, check it is correct.'], req));
+  app.setErrorHandler((err: { statusCode?: number; code?: string }, req, reply) => {
+    if (err.code === 'FST_CSRF_INVALID_TOKEN' || err.code === 'FST_CSRF_MISSING_SECRET') return problem(reply, 403, 'Sorry, this form could not be sent', ['The page was open too long, or the form did not come from this service. Go back, refresh the page and try again.'], req);
+    const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
+    if (status === 500) req.log.error({ err: { code: err.code } }, 'portal error');
+    return problem(reply, status, status === 500 ? 'Sorry, there is a problem with the service' : 'Sorry, that request could not be handled', ['Try again later.'], req);
+  });
+  return app;
+}
