@@ -25,6 +25,9 @@ test('the shipped register loads, with the demo cases the other parts rely on', 
     'leeds-parking-changes',
     'dwp-benefits-changes',
     'portal-report-change',
+    'portal-identity-match',
+    'portal-own-data-population',
+    'portal-own-data-addresses',
   ]);
   const parking = register.get('leeds-parking-population');
   assert.deepEqual(parking?.items, ['person.givenName', 'person.familyName', 'person.address']);

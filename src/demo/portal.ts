@@ -84,7 +84,7 @@ export async function startPortal(opts: { dir: string; gatewayUrl: string; regis
   const issuer = await startIssuer({ dir: issuerDir, port: settings.issuerPort, clients: [{ client_id: CLIENT_ID, client_secret: settings.clientSecret, redirect_uris: [`${portalUrl}/auth/callback`] }] });
   const store = await openStore({ dataDir: portalDir });
   const app = await createPortalServer({
-    publicUrl: portalUrl, gatewayUrl: opts.gatewayUrl, client: 'UK/GOV/GDS/citizen-portal',
+    publicUrl: portalUrl, gatewayUrl: opts.gatewayUrl, gatewayDir: join(opts.dir, 'gateways', 'gds'), client: 'UK/GOV/GDS/citizen-portal',
     issuer: issuer.url, clientId: CLIENT_ID, clientSecret: settings.clientSecret,
     identity: remoteIdentityKeys(issuer.identityIssuer, issuer.identityJwksUrl),
     sessions: new PortalSessions(store.db), cookieSecret: settings.cookieSecret, allowHttpIssuer: true,

@@ -14,7 +14,7 @@ import { request } from 'undici';
 import { IDS, TEST_AGREEMENTS, startExchange, type Exchange } from '../../test/support/exchange.ts';
 import { makeId } from '../core/subjects.ts';
 import { readSettings, setWebhook, writeSettings } from '../gateway/node.ts';
-import { track } from '../cli/tracker.ts';
+import { track } from '../gateway/tracker.ts';
 import { newWebhookSecret, signWebhook, type ChangeEvent } from './format.ts';
 import { startReceiver, type Receiver } from './receiver.ts';
 

@@ -10,7 +10,7 @@ import { IDS, TEST_AGREEMENTS, startExchange, type Exchange } from '../../test/s
 import { verifyAccessRecord, type AccessPage } from '../transparency/access.ts';
 import { verifyLog } from '../transparency/verify.ts';
 import { transparencyLogId } from './node.ts';
-import { track } from '../cli/tracker.ts';
+import { track } from './tracker.ts';
 import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import { addService, initGateway, setWitnesses, startGateway, type RunningGateway } from './node.ts';

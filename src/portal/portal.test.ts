@@ -116,6 +116,43 @@ describe('citizen portal', () => {
     assert.match(how.body, /Match score: (9\d|100)/);
   });
 
+  test('who has used your data: the portal\'s own reads, then a council\'s, each verified, with a proof bundle; nothing of anyone else', async () => {
+    const b = new Browser();
+    await signIn(b);
+    await b.get(`${demo.portal.url}/your-data`);
+    const page = await b.get(`${demo.portal.url}/who-used-your-data`);
+    assert.equal(page.status, 200, page.body.slice(0, 300));
+    assert.match(page.body, /Government Digital Service citizen portal/);
+    assert.match(page.body, /Read Given name, Family name/);
+    assert.match(page.body, /Verified/);
+    assert.doesNotMatch(page.body, /Not verified/);
+    const key = decodeURIComponent(/proof\/([^"]+)"/.exec(page.body)![1]!);
+    const proof = await b.get(`${demo.portal.url}/who-used-your-data/proof/${encodeURIComponent(key)}`);
+    assert.equal(proof.status, 200);
+    const bundle = JSON.parse(proof.body) as { verified: boolean; record: { person: string; client: string }; proof: unknown };
+    assert.equal(bundle.verified, true);
+    assert.ok(bundle.proof);
+    const person = bundle.record.person;
+    // A council reads the person's name through its own gateway: the use appears, by name.
+    const leeds = demo.endpoints.find((e) => e.name === 'gateway-leeds')!.url;
+    const read = await request(`${leeds}/r1/UK/GOV/GRO/population/people/${person}?items=person.givenName,person.familyName,person.address`, { headers: { accept: 'application/json', 'x-road-client': 'UK/MUN/LEEDS/parking', 'x-onceonly-purpose': 'resident-parking-permit' } });
+    assert.equal(read.statusCode, 200, await read.body.text());
+    const after = await b.get(`${demo.portal.url}/who-used-your-data?org=UK%2FMUN%2FLEEDS`);
+    assert.equal(after.status, 200);
+    assert.match(after.body, /Leeds City Council/);
+    assert.match(after.body, /1 record, newest first/);
+    // Hostile addresses: another key, a bad page, an organisation not in the records, an extra parameter.
+    assert.equal((await b.get(`${demo.portal.url}/who-used-your-data/proof/${encodeURIComponent('UK/GOV/GRO/gw1~999999~0')}`)).status, 404);
+    assert.equal((await b.get(`${demo.portal.url}/who-used-your-data?page=0`)).status, 400);
+    assert.equal((await b.get(`${demo.portal.url}/who-used-your-data?page=abc`)).status, 400);
+    assert.equal((await b.get(`${demo.portal.url}/who-used-your-data?page=99`)).status, 404);
+    assert.equal((await b.get(`${demo.portal.url}/who-used-your-data?org=UK%2FGOV%2FHMRC`)).status, 400);
+    assert.equal((await b.get(`${demo.portal.url}/who-used-your-data?person=${person}`)).status, 400);
+    // Signed out, none of it opens.
+    assert.equal((await new Browser().get(`${demo.portal.url}/who-used-your-data`)).status, 401);
+    assert.equal((await new Browser().get(`${demo.portal.url}/who-used-your-data/proof/${encodeURIComponent(key)}`)).status, 401);
+  });
+
   test('a replayed callback, a wrong state and a callback that did not start here are refused, showing nobody\'s data', async () => {
     const b = new Browser();
     const { callback } = await toCallback(b);

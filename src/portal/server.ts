@@ -30,6 +30,8 @@ import { CLAIMS_REQUEST, VTR, verifiedIdentity, type IdentityVerification } from
 import type { PortalSessions, Session } from './sessions.ts';
 import { GOVUK_DIST, VIEWS_DIR, templateScriptHash } from './views.ts';
 import type { MatchDecision } from '../identity/match.ts';
+import { track, type TrackedRecord } from '../gateway/tracker.ts';
+import { readHeldConfiguration } from '../gateway/node.ts';
 
 export interface PortalOptions {
   /** Where the portal is reached, e.g. `http://127.0.0.1:8080` (redirect URI is `/auth/callback` under it). */
@@ -48,6 +50,8 @@ export interface PortalOptions {
   sessions: PortalSessions;
   /** Signs cookies (at least 32 characters). */
   cookieSecret: string;
+  /** The portal's gateway folder: its held global configuration verifies the registers' transparency logs. */
+  gatewayDir: string;
   /** Allow an issuer over plain HTTP (the demo's, on loopback). */
   allowHttpIssuer?: boolean;
 }
@@ -152,7 +156,7 @@ export async function createPortalServer(opts: PortalOptions): Promise<FastifyIn
   const render = (reply: FastifyReply, status: number, view: string, ctx: Record<string, unknown>, req?: FastifyRequest): FastifyReply => {
     const signedIn = req?.portalSession !== undefined;
     const navigation = signedIn
-      ? [{ href: '/your-data', text: 'Your data' }, { href: '/how-we-found-you', text: 'How we found your record' }]
+      ? [{ href: '/your-data', text: 'Your data' }, { href: '/who-used-your-data', text: 'Who has used your data' }, { href: '/how-we-found-you', text: 'How we found your record' }]
       : [];
     reply.header('cache-control', 'no-store');
     return reply.status(status).view(view, {
@@ -284,6 +288,64 @@ export async function createPortalServer(opts: PortalOptions): Promise<FastifyIn
       registers.push({ name: REGISTER_NAMES[ADDRESSES], rows: a.status === 200 ? rows(ADDRESS_ITEMS, (a.json as { items?: Record<string, Envelope> }).items ?? {}) : ADDRESS_ITEMS.map(([, k]) => ({ key: k, value: 'Could not be read now', source: '', updated: '', classification: '', held: false })) });
     }
     return render(reply, 200, 'your-data.njk', { title: 'Your data', name: s.data.name, registers }, req);
+  });
+
+  const ITEM_LABELS = new Map([...PERSON_ITEMS, ...ADDRESS_ITEMS]);
+  const recordKey = (r: TrackedRecord): string => `${r.record.gateway}~${r.record.logPosition}~${r.record.part ?? 0}`;
+  /** The member names of the exchange, from the held global configuration (organisations by name, not id). */
+  const memberNames = async (): Promise<Map<string, string>> => {
+    const { conf } = await readHeldConfiguration(opts.gatewayDir);
+    return new Map(conf.members.map((m) => [m.id, m.name]));
+  };
+  const orgOf = (names: Map<string, string>, client: string): string => names.get(client.split('/').slice(0, 3).join('/')) ?? client;
+  const PAGE_SIZE = 10;
+
+  app.get('/who-used-your-data', { preHandler: requireSession }, async (req, reply) => {
+    const s = req.portalSession!;
+    const q = req.query as Record<string, unknown>;
+    for (const k of Object.keys(q)) if (k !== 'org' && k !== 'page') return problem(reply, 400, 'Sorry, that page does not exist', ['The address has a part this page does not use.'], req);
+    const pageRaw = typeof q['page'] === 'string' ? q['page'] : '1';
+    if (!/^[1-9]\d{0,4}$/.test(pageRaw)) return problem(reply, 400, 'Sorry, that page does not exist', ['The page number in the address is not a whole number.'], req);
+    const org = typeof q['org'] === 'string' && q['org'] !== '' ? q['org'] : undefined;
+    const result = await track(s.person, { dir: opts.gatewayDir, gatewayUrl: opts.gatewayUrl, client: opts.client, ...(opts.gatewayToken ? { token: opts.gatewayToken } : {}) });
+    const names = await memberNames();
+    const orgs = [...new Set(result.records.map((r) => r.record.client.split('/').slice(0, 3).join('/')))].sort();
+    if (org !== undefined && !orgs.includes(org)) return problem(reply, 400, 'Sorry, that organisation is not in your records', ['Choose an organisation from the list.'], req);
+    const shown = result.records.filter((r) => org === undefined || r.record.client.startsWith(`${org}/`));
+    const page = Number(pageRaw);
+    const pages = Math.max(1, Math.ceil(shown.length / PAGE_SIZE));
+    if (page > pages) return problem(reply, 404, 'Sorry, that page does not exist', [`There are ${pages} pages of records.`], req);
+    const rows = shown.slice((page - 1) * PAGE_SIZE, page * PAGE_SIZE).map((r) => {
+      const x = r.record;
+      const items = x.items.map((i) => ITEM_LABELS.get(i) ?? i).join(', ');
+      return {
+        when: `${longDate(x.at)}, ${x.at.slice(11, 16)} UTC`,
+        org: orgOf(names, x.client),
+        what: x.notice ? `Told of your ${x.notice.type} change (${items})` : x.items.length ? `Read ${items}` : 'Checked that your record exists',
+        from: orgOf(names, x.provider),
+        purpose: x.purpose, legalBasis: x.legalBasis, verified: r.verified, check: r.check, key: recordKey(r),
+      };
+    });
+    const link = (p: number): string => `/who-used-your-data?${new URLSearchParams({ ...(org ? { org } : {}), page: String(p) }).toString()}`;
+    return render(reply, 200, 'who-used-your-data.njk', {
+      title: 'Who has used your data', rows, total: shown.length, page, pages,
+      orgItems: [{ value: '', text: 'All organisations', selected: org === undefined }, ...orgs.map((o) => ({ value: o, text: names.get(o) ?? o, selected: o === org }))],
+      pagination: pages > 1 ? { ...(page > 1 ? { previous: { href: link(page - 1) } } : {}), ...(page < pages ? { next: { href: link(page + 1) } } : {}), items: Array.from({ length: pages }, (_, i) => ({ number: i + 1, href: link(i + 1), current: i + 1 === page })) } : undefined,
+      unanswered: result.asked.filter((a) => a.error).map((a) => orgOf(names, a.provider)),
+    }, req);
+  });
+
+  app.get('/who-used-your-data/proof/:key', { preHandler: requireSession }, async (req, reply) => {
+    const s = req.portalSession!;
+    const key = (req.params as { key: string }).key;
+    const result = await track(s.person, { dir: opts.gatewayDir, gatewayUrl: opts.gatewayUrl, client: opts.client, ...(opts.gatewayToken ? { token: opts.gatewayToken } : {}) });
+    // Only this person's records are ever looked in: another person's key finds nothing.
+    const r = result.records.find((x) => recordKey(x) === key);
+    if (!r) return problem(reply, 404, 'Sorry, that record was not found', ['It is not one of the records of uses of your data.'], req);
+    reply.header('content-type', 'application/json; charset=utf-8');
+    reply.header('content-disposition', `attachment; filename="proof-${r.record.logPosition}-${r.record.part ?? 0}.json"`);
+    reply.header('cache-control', 'no-store');
+    return reply.send(`${JSON.stringify({ note: 'An access record, its transparency-log entry\'s inclusion proof and the signed, witnessed checkpoint it verifies against: save its proof part alone (jq .proof) and onceonly transparency verify --proof FILE --keys-from GATEWAY_DIR checks it offline; the entry holds the SHA-256 of the record as canonical JSON.', verified: r.verified, check: r.check, record: r.record, proof: r.proof }, null, 2)}\n`);
   });
 
   app.get('/how-we-found-you', { preHandler: requireSession }, async (req, reply) => {
