@@ -13,10 +13,9 @@ import { writeTextFile } from '../core/files.ts';
 import { registerFromStore, type HeldAddress } from '../audit/register.ts';
 import type { RegistryRepository } from '../registry/repository.ts';
 import { openStore } from '../store/db.ts';
-import { hashPassword, startIssuer, writeAccounts, type IssuerAccount } from '../portal/issuer.ts';
+import type { IssuerAccount } from '../portal/issuer.ts';
 import type { PostalAddress } from '../portal/onelogin.ts';
 import { remoteIdentityKeys } from '../portal/onelogin.ts';
-import { createPortalServer } from '../portal/server.ts';
 import { PortalSessions } from '../portal/sessions.ts';
 import { freePort } from './ports.ts';
 
@@ -54,6 +53,9 @@ function readJson<T>(file: string): T | undefined {
 }
 
 export async function startPortal(opts: { dir: string; gatewayUrl: string; registers: RegistryRepository; say: (l: string) => void }): Promise<RunningPortal> {
+  // Loaded here, not at the CLI's start: every other command would pay for an OpenID provider.
+  const { hashPassword, startIssuer, writeAccounts } = await import('../portal/issuer.ts');
+  const { createPortalServer } = await import('../portal/server.ts');
   const portalDir = join(opts.dir, 'portal');
   const issuerDir = join(opts.dir, 'issuer');
   mkdirSync(portalDir, { recursive: true });

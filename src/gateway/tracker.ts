@@ -44,7 +44,7 @@ export async function track(person: string, opts: { dir: string; client?: string
   const date = today(new Date());
   const agreements = conf.agreements.filter((a) => {
     if (opts.client ? a.client !== opts.client : !a.client.startsWith(`${member}/`)) return false;
-    return a.validFrom <= date && date <= a.validUntil && a.items.every((i) => /[uU]sageRecords$/.test(i));
+    return a.validFrom <= date && date <= a.validUntil && a.items.length > 0 && a.items.every((i) => /[uU]sageRecords$/.test(i));
   });
   if (agreements.length === 0) throw new OnceOnlyError('no_agreement', `no agreement in force lets ${opts.client ?? `a subsystem of ${member}`} read usage records`, { field: '--client', expected: 'a subsystem with a data-tracker agreement' });
   const base = opts.gatewayUrl ?? `http://${settings.client.host}:${settings.client.port}`;

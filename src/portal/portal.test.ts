@@ -126,6 +126,8 @@ describe('citizen portal', () => {
     assert.match(page.body, /Read Given name, Family name/);
     assert.match(page.body, /Verified/);
     assert.doesNotMatch(page.body, /Not verified/);
+    assert.doesNotMatch(page.body, /did not answer/);
+    assert.match(page.body, /Show a signed-in person what the population register holds about them/);
     const key = decodeURIComponent(/proof\/([^"]+)"/.exec(page.body)![1]!);
     const proof = await b.get(`${demo.portal.url}/who-used-your-data/proof/${encodeURIComponent(key)}`);
     assert.equal(proof.status, 200);

@@ -149,7 +149,13 @@ export async function createPortalServer(opts: PortalOptions): Promise<FastifyIn
   const cookieBase = { httpOnly: true, sameSite: 'lax' as const, path: '/', secure: tls, signed: true };
   let config: oidc.Configuration | undefined;
   const oidcConfig = async (): Promise<oidc.Configuration> => {
-    config ??= await oidc.discovery(new URL(opts.issuer), opts.clientId, { client_secret: opts.clientSecret }, oidc.ClientSecretBasic(opts.clientSecret), opts.allowHttpIssuer ? { execute: [oidc.allowInsecureRequests] } : undefined);
+    if (!config) {
+      const c = await oidc.discovery(new URL(opts.issuer), opts.clientId, { client_secret: opts.clientSecret }, oidc.ClientSecretBasic(opts.clientSecret), opts.allowHttpIssuer ? { execute: [oidc.allowInsecureRequests] } : undefined);
+      // OpenID Connect Core §3.1.3.7 lets a client trust an ID token from the token endpoint on
+      // TLS alone; the portal checks its signature against the issuer's published keys as well.
+      oidc.enableNonRepudiationChecks(c);
+      config = c;
+    }
     return config;
   };
 
@@ -190,7 +196,9 @@ export async function createPortalServer(opts: PortalOptions): Promise<FastifyIn
 
   /** A call through the portal's own gateway (X-Road r1). */
   const exchange = async (method: 'GET' | 'POST', path: string, purpose: string, body?: unknown): Promise<{ status: number; json: unknown }> => {
-    const res = await request(`${opts.gatewayUrl}/r1/${path}`, {
+    let res;
+    try {
+      res = await request(`${opts.gatewayUrl}/r1/${path}`, {
       method,
       headers: {
         accept: 'application/json', 'x-road-client': encodeIdPath(opts.client), 'x-onceonly-purpose': purpose,
@@ -199,7 +207,11 @@ export async function createPortalServer(opts: PortalOptions): Promise<FastifyIn
       },
       ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
       headersTimeout: 15_000, bodyTimeout: 15_000,
-    });
+      });
+    } catch {
+      // The gateway is down or unreachable: a page says so, like any other failed read.
+      return { status: 502, json: null };
+    }
     const text = await res.body.text();
     let json: unknown = null;
     try {
@@ -279,7 +291,7 @@ export async function createPortalServer(opts: PortalOptions): Promise<FastifyIn
       list.map(([item, label]) => {
         const e = got[item];
         const held = e !== undefined && e.value !== null && e.value !== undefined;
-        return { key: label, value: held ? shownValue(item, e.value) : 'Not held', source: e?.source ?? '', updated: longDate(e?.lastUpdated), classification: e?.classification ?? '', held };
+        return { key: label, value: held ? (item === 'person.birthDate' ? longDate(shownValue(item, e.value)) : shownValue(item, e.value)) : 'Not held', source: REGISTER_NAMES[e?.source ?? ''] ?? e?.source ?? '', updated: longDate(e?.lastUpdated), classification: e?.classification ?? '', held };
       });
     const registers = [{ name: REGISTER_NAMES[POPULATION], rows: rows(PERSON_ITEMS, items) }];
     const addressId = (items['person.address']?.value as { addressId?: string } | undefined)?.addressId;
@@ -293,9 +305,9 @@ export async function createPortalServer(opts: PortalOptions): Promise<FastifyIn
   const ITEM_LABELS = new Map([...PERSON_ITEMS, ...ADDRESS_ITEMS]);
   const recordKey = (r: TrackedRecord): string => `${r.record.gateway}~${r.record.logPosition}~${r.record.part ?? 0}`;
   /** The member names of the exchange, from the held global configuration (organisations by name, not id). */
-  const memberNames = async (): Promise<Map<string, string>> => {
+  const exchangeNames = async (): Promise<{ members: Map<string, string>; purposes: Map<string, string> }> => {
     const { conf } = await readHeldConfiguration(opts.gatewayDir);
-    return new Map(conf.members.map((m) => [m.id, m.name]));
+    return { members: new Map(conf.members.map((m) => [m.id, m.name])), purposes: new Map(conf.agreements.map((a) => [a.id, a.purpose.description])) };
   };
   const orgOf = (names: Map<string, string>, client: string): string => names.get(client.split('/').slice(0, 3).join('/')) ?? client;
   const PAGE_SIZE = 10;
@@ -308,7 +320,7 @@ export async function createPortalServer(opts: PortalOptions): Promise<FastifyIn
     if (!/^[1-9]\d{0,4}$/.test(pageRaw)) return problem(reply, 400, 'Sorry, that page does not exist', ['The page number in the address is not a whole number.'], req);
     const org = typeof q['org'] === 'string' && q['org'] !== '' ? q['org'] : undefined;
     const result = await track(s.person, { dir: opts.gatewayDir, gatewayUrl: opts.gatewayUrl, client: opts.client, ...(opts.gatewayToken ? { token: opts.gatewayToken } : {}) });
-    const names = await memberNames();
+    const { members: names, purposes } = await exchangeNames();
     const orgs = [...new Set(result.records.map((r) => r.record.client.split('/').slice(0, 3).join('/')))].sort();
     if (org !== undefined && !orgs.includes(org)) return problem(reply, 400, 'Sorry, that organisation is not in your records', ['Choose an organisation from the list.'], req);
     const shown = result.records.filter((r) => org === undefined || r.record.client.startsWith(`${org}/`));
@@ -323,7 +335,7 @@ export async function createPortalServer(opts: PortalOptions): Promise<FastifyIn
         org: orgOf(names, x.client),
         what: x.notice ? `Told of your ${x.notice.type} change (${items})` : x.items.length ? `Read ${items}` : 'Checked that your record exists',
         from: orgOf(names, x.provider),
-        purpose: x.purpose, legalBasis: x.legalBasis, verified: r.verified, check: r.check, key: recordKey(r),
+        purpose: purposes.get(x.agreement) ?? x.purpose, legalBasis: x.legalBasis, verified: r.verified, check: r.check, key: recordKey(r),
       };
     });
     const link = (p: number): string => `/who-used-your-data?${new URLSearchParams({ ...(org ? { org } : {}), page: String(p) }).toString()}`;
