@@ -28,6 +28,7 @@ test('the shipped register loads, with the demo cases the other parts rely on', 
     'portal-identity-match',
     'portal-own-data-population',
     'portal-own-data-addresses',
+    'portal-address-search',
   ]);
   const parking = register.get('leeds-parking-population');
   assert.deepEqual(parking?.items, ['person.givenName', 'person.familyName', 'person.address']);

@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { AxeBuilder } from '@axe-core/playwright';
+import SQLite from 'better-sqlite3';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { populate } from '../registry/populate.ts';
 import { startDemo, type RunningDemo } from '../demo/demo.ts';
@@ -101,6 +102,30 @@ describe('citizen portal in a browser', { skip: SKIP }, () => {
     await page.getByRole('link', { name: 'How we found your record' }).click();
     await accessible(page, 'how we found your record');
     await shot(page, 'how-we-found-you');
+    // Report a move: the postcode, a wrong answer (the error summary), then the address and date.
+    await page.getByRole('link', { name: 'Report a change' }).first().click();
+    await accessible(page, 'report a change');
+    await page.getByRole('link', { name: 'Report a change of address' }).click();
+    await accessible(page, 'new postcode');
+    const db = new SQLite(join(dir, 'onceonly.sqlite'), { readonly: true });
+    const postcode = JSON.parse((db.prepare("SELECT value FROM fact WHERE item = 'address.postcode' AND superseded_at IS NULL ORDER BY subject LIMIT 1 OFFSET 3").get() as { value: string }).value) as string;
+    db.close();
+    await page.getByLabel('What is your new postcode?').fill(postcode);
+    await page.getByRole('button', { name: 'Find address' }).click();
+    await accessible(page, 'choose your new address');
+    await page.getByRole('button', { name: 'Report my move' }).click();
+    await page.getByRole('heading', { name: 'There is a problem' }).waitFor();
+    await accessible(page, 'choose your new address, with errors');
+    await shot(page, 'report-a-move-errors');
+    await page.getByRole('radio').first().check();
+    const today = new Date();
+    await page.getByLabel('Day').fill(String(today.getUTCDate()));
+    await page.getByLabel('Month').fill(String(today.getUTCMonth() + 1));
+    await page.getByLabel('Year').fill(String(today.getUTCFullYear()));
+    await page.getByRole('button', { name: 'Report my move' }).click();
+    await page.getByRole('heading', { name: 'Change reported' }).waitFor();
+    await accessible(page, 'change reported');
+    await shot(page, 'change-reported');
     for (const [path, what] of [['/accessibility', 'accessibility statement'], ['/privacy', 'privacy notice']] as const) {
       await page.goto(`${demo.portal.url}${path}`);
       await accessible(page, what);

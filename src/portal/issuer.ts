@@ -181,7 +181,8 @@ export async function startIssuer(opts: { dir: string; port: number; clients: Is
 
   const page = (res: ServerResponse, status: number, view: string, ctx: object): void => {
     res.writeHead(status, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store', 'content-security-policy': "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'", 'x-frame-options': 'DENY', 'referrer-policy': 'no-referrer' });
-    res.end(views.render(view, ctx));
+    const errs = (ctx as { errors?: { text: string; href: string }[] }).errors ?? [];
+    res.end(views.render(view, { ...ctx, fieldErrors: Object.fromEntries(errs.map((e) => [e.href.slice(1), e.text])) }));
   };
   const body = async (req: IncomingMessage): Promise<URLSearchParams> => {
     let text = '';

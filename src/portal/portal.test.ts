@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { request } from 'undici';
+import SQLite from 'better-sqlite3';
 import { populate } from '../registry/populate.ts';
 import { startDemo, type RunningDemo } from '../demo/demo.ts';
 import { totp } from './totp.ts';
@@ -155,6 +156,81 @@ describe('citizen portal', () => {
     assert.equal((await new Browser().get(`${demo.portal.url}/who-used-your-data/proof/${encodeURIComponent(key)}`)).status, 401);
   });
 
+  test('report a move once: the register records it, and the council that serves the person is told', async () => {
+    const b = new Browser();
+    await signIn(b);
+    // Who the person is at the register, from their own proof bundle (the portal never shows ids).
+    await b.get(`${demo.portal.url}/your-data`);
+    const list = await b.get(`${demo.portal.url}/who-used-your-data`);
+    const key = decodeURIComponent(/proof\/([^"]+)"/.exec(list.body)![1]!);
+    const person = (JSON.parse((await b.get(`${demo.portal.url}/who-used-your-data/proof/${encodeURIComponent(key)}`)).body) as { record: { person: string } }).record.person;
+    // The council serves this person: it puts them on its subscription's interest list.
+    const leeds = demo.endpoints.find((e) => e.name === 'gateway-leeds')!.url;
+    const sub = demo.tellUsOnce.receivers.find((r) => r.subsystem === 'UK/MUN/LEEDS/parking')!.subscription;
+    const put = await request(`${leeds}/r1/UK/GOV/GRO/population/subscriptions/${sub}/interests/${person}`, { method: 'PUT', headers: { accept: 'application/json', 'x-road-client': 'UK/MUN/LEEDS/parking', 'x-onceonly-purpose': 'change-notification' } });
+    assert.ok(put.statusCode < 300, await put.body.text());
+    // A postcode from the address register, in the way a person might type it.
+    const db = new SQLite(join(dir, 'onceonly.sqlite'), { readonly: true });
+    const postcode = JSON.parse((db.prepare("SELECT value FROM fact WHERE item = 'address.postcode' AND superseded_at IS NULL ORDER BY subject LIMIT 1 OFFSET 7").get() as { value: string }).value) as string;
+    db.close();
+    const typed = postcode.replace(' ', '').toLowerCase();
+    const choose = await b.get(`${demo.portal.url}/report-a-change/address?postcode=${encodeURIComponent(typed)}`);
+    assert.equal(choose.status, 200, choose.body.slice(0, 300));
+    assert.match(choose.body, new RegExp(`Addresses at ${postcode}`));
+    const addressId = /name="addressId" type="radio" value="([^"]+)"/.exec(choose.body)![1]!;
+    const csrf = csrfOf(choose.body);
+    const url = `${demo.portal.url}/report-a-change/address`;
+    // Bad answers: the Design System's error summary, nothing recorded.
+    const future = new Date(Date.now() + 86_400_000 * 3);
+    const cases: [Record<string, string>, RegExp][] = [
+      [{ _csrf: csrf, postcode, addressId }, /Enter the date of the change/],
+      [{ _csrf: csrf, postcode, addressId, day: '31', month: '2', year: '2025' }, /must be a real date/],
+      [{ _csrf: csrf, postcode, addressId, day: String(future.getUTCDate()), month: String(future.getUTCMonth() + 1), year: String(future.getUTCFullYear()) }, /today or in the past/],
+      [{ _csrf: csrf, postcode, addressId: 'A-000000001-0', day: '1', month: '1', year: '2025' }, /Select your new address/],
+      [{ _csrf: csrf, postcode, addressId, day: '1', month: '1', year: '1850' }, /born|lifetime|before/],
+    ];
+    for (const [form, why] of cases) {
+      const r = await b.post(url, form);
+      assert.equal(r.status, 400, `${JSON.stringify(form)}: ${r.status}`);
+      assert.match(r.body, /govuk-error-summary/);
+      assert.match(r.body, why, JSON.stringify(form));
+    }
+    // Each message on its own field only: a missing date does not mark the address.
+    const dateOnly = await b.post(url, { _csrf: csrf, postcode, addressId });
+    assert.doesNotMatch(dateOnly.body, /Select your new address/);
+    assert.equal((await b.post(url, { postcode, addressId, day: '1', month: '1', year: '2025' })).status, 403);
+    assert.equal((await b.get(`${demo.portal.url}/report-a-change/address?postcode=NOTAPOSTCODE`)).status, 400);
+    // The move, once.
+    const today = new Date();
+    const doneRes = await b.post(url, { _csrf: csrf, postcode, addressId, day: String(today.getUTCDate()), month: String(today.getUTCMonth() + 1), year: String(today.getUTCFullYear()) });
+    assert.equal(doneRes.status, 200, doneRes.body.slice(0, 500));
+    assert.match(doneRes.body, /Change reported/);
+    assert.match(doneRes.body, /Leeds City Council/);
+    // The register holds the new address: Your data shows it.
+    const data = await b.get(`${demo.portal.url}/your-data`);
+    assert.match(data.body, new RegExp(postcode));
+  });
+
+  test('report a change of name: recorded at the register, shown in Your data; bad input gets field errors', async () => {
+    const b = new Browser();
+    await signIn(b);
+    const form = await b.get(`${demo.portal.url}/report-a-change/name`);
+    assert.equal(form.status, 200);
+    const csrf = csrfOf(form.body);
+    const url = `${demo.portal.url}/report-a-change/name`;
+    const none = await b.post(url, { _csrf: csrf, day: '1', month: '1', year: '2025' });
+    assert.equal(none.status, 400);
+    assert.match(none.body, /Enter your new given name, family name or both/);
+    const long = await b.post(url, { _csrf: csrf, familyName: 'x'.repeat(101), day: '1', month: '1', year: '2025' });
+    assert.equal(long.status, 400);
+    assert.match(long.body, /Family name must be 100 characters or fewer/);
+    const today = new Date();
+    const ok = await b.post(url, { _csrf: csrf, familyName: 'Featherstonehaugh', day: String(today.getUTCDate()), month: String(today.getUTCMonth() + 1), year: String(today.getUTCFullYear()) });
+    assert.equal(ok.status, 200, ok.body.slice(0, 400));
+    assert.match(ok.body, /Change reported/);
+    assert.match((await b.get(`${demo.portal.url}/your-data`)).body, /Featherstonehaugh/);
+  });
+
   test('a replayed callback, a wrong state and a callback that did not start here are refused, showing nobody\'s data', async () => {
     const b = new Browser();
     const { callback } = await toCallback(b);
@@ -221,6 +297,8 @@ describe('citizen portal', () => {
     assert.equal(wrong.callback, '');
     assert.match(wrong.loginPage, /The username, password or code is not right/);
     assert.match(wrong.loginPage, /govuk-error-summary/);
+    // The one message, on the username field; the other fields are not marked.
+    assert.doesNotMatch(wrong.loginPage, /Enter your password|Enter the 6-digit code/);
     const code = await toCallback(new Browser(), demo.portal.accounts[1], '000000');
     assert.match(code.loginPage, /The username, password or code is not right/);
   });

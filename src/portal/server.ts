@@ -162,10 +162,15 @@ export async function createPortalServer(opts: PortalOptions): Promise<FastifyIn
   const render = (reply: FastifyReply, status: number, view: string, ctx: Record<string, unknown>, req?: FastifyRequest): FastifyReply => {
     const signedIn = req?.portalSession !== undefined;
     const navigation = signedIn
-      ? [{ href: '/your-data', text: 'Your data' }, { href: '/who-used-your-data', text: 'Who has used your data' }, { href: '/how-we-found-you', text: 'How we found your record' }]
+      ? [{ href: '/your-data', text: 'Your data' }, { href: '/who-used-your-data', text: 'Who has used your data' }, { href: '/report-a-change', text: 'Report a change' }, { href: '/how-we-found-you', text: 'How we found your record' }]
       : [];
     reply.header('cache-control', 'no-store');
+    // Each field's own message, for the field (the summary lists them all): Nunjucks' selectattr
+    // cannot filter by value, so the map is made here.
+    const errs = Array.isArray(ctx['errors']) ? (ctx['errors'] as { text: string; href: string }[]) : [];
+    const fieldErrors = Object.fromEntries(errs.map((e) => [e.href.slice(1), e.text]));
     return reply.status(status).view(view, {
+      fieldErrors,
       serviceName: SERVICE_NAME, serviceUrl: '/', navigation, scriptUrl: '/scripts/init.js', signedIn,
       csrfToken: signedIn ? reply.generateCsrf({ userInfo: req.portalToken! }) : undefined,
       footerLinks: [{ href: '/accessibility', text: 'Accessibility statement' }, { href: '/privacy', text: 'Privacy notice' }],
@@ -358,6 +363,102 @@ export async function createPortalServer(opts: PortalOptions): Promise<FastifyIn
     reply.header('content-disposition', `attachment; filename="proof-${r.record.logPosition}-${r.record.part ?? 0}.json"`);
     reply.header('cache-control', 'no-store');
     return reply.send(`${JSON.stringify({ note: 'An access record, its transparency-log entry\'s inclusion proof and the signed, witnessed checkpoint it verifies against: save its proof part alone (jq .proof) and onceonly transparency verify --proof FILE --keys-from GATEWAY_DIR checks it offline; the entry holds the SHA-256 of the record as canonical JSON.', verified: r.verified, check: r.check, record: r.record, proof: r.proof }, null, 2)}\n`);
+  });
+
+  // ---- Report a change: to the register that masters the item, once ----------------------------
+
+  type FieldError = { text: string; href: string };
+  /** A GOV.UK date input's three fields as an ISO date, or the error to show on it. */
+  const dateFrom = (body: Record<string, unknown>, today: string): { date?: string; error?: string } => {
+    const part = (k: string): string => (typeof body[k] === 'string' ? (body[k]).trim() : '');
+    const [d, m, y] = [part('day'), part('month'), part('year')];
+    if (!d && !m && !y) return { error: 'Enter the date of the change' };
+    if (!/^\d{1,2}$/.test(d) || !/^\d{1,2}$/.test(m) || !/^\d{4}$/.test(y)) return { error: 'The date must be a real date, like 27 3 2026' };
+    const iso = `${y}-${m.padStart(2, '0')}-${d.padStart(2, '0')}`;
+    const t = new Date(`${iso}T00:00:00Z`);
+    if (Number.isNaN(t.getTime()) || t.toISOString().slice(0, 10) !== iso) return { error: 'The date must be a real date, like 27 3 2026' };
+    if (iso > today) return { error: 'The date must be today or in the past' };
+    return { date: iso };
+  };
+  const todayIso = (): string => new Date().toISOString().slice(0, 10);
+  const searchAddresses = async (postcode: string): Promise<{ status: number; postcode?: string; addresses?: { id: string; lines: string[]; town: string }[]; message?: string }> => {
+    const r = await exchange('GET', `${encodeIdPath(ADDRESSES)}/address-search?postcode=${encodeURIComponent(postcode)}`, 'report-a-change');
+    const j = r.json as { postcode?: string; addresses?: { id: string; lines: string[]; town: string }[]; message?: string } | null;
+    return { status: r.status, ...(j ?? {}) };
+  };
+  /** Sends the change; returns the register's answer or the field its refusal names. */
+  const sendChange = async (person: string, body: Record<string, unknown>): Promise<{ ok: true; changeId: string; eventId: string } | { ok: false; field: string; message: string }> => {
+    const r = await exchange('POST', `${encodeIdPath(POPULATION)}/changes/${person}/changes`, 'report-a-change', body);
+    const j = r.json as { changeId?: string; eventId?: string; message?: string; detail?: { field?: string } } | null;
+    if (r.status === 201 && j?.changeId && j.eventId) return { ok: true, changeId: j.changeId, eventId: j.eventId };
+    return { ok: false, field: j?.detail?.field ?? '', message: r.status >= 500 || r.status === 0 ? 'The register could not record your change now. Try again later.' : (j?.message ?? 'The register could not record this change.') };
+  };
+  /** Who has been told of the change so far (Tell Us Once delivers within seconds): the access records carrying its event. */
+  const toldOf = async (person: string, eventId: string): Promise<string[]> => {
+    const names = (await exchangeNames()).members;
+    for (let i = 0; i < 10; i++) {
+      const result = await track(person, { dir: opts.gatewayDir, gatewayUrl: opts.gatewayUrl, client: opts.client, ...(opts.gatewayToken ? { token: opts.gatewayToken } : {}) });
+      const told = [...new Set(result.records.filter((r) => r.record.notice?.eventId === eventId).map((r) => orgOf(names, r.record.client)))];
+      if (told.length > 0) return told;
+      await new Promise((res) => setTimeout(res, 300));
+    }
+    return [];
+  };
+  const done = async (req: FastifyRequest, reply: FastifyReply, what: string, sent: { changeId: string; eventId: string }): Promise<FastifyReply> =>
+    render(reply, 200, 'change-done.njk', { title: 'Change reported', what, reference: sent.changeId, told: await toldOf(req.portalSession!.person, sent.eventId) }, req);
+
+  app.get('/report-a-change', { preHandler: requireSession }, (req, reply) => render(reply, 200, 'report-a-change.njk', { title: 'Report a change' }, req));
+
+  app.get('/report-a-change/address', { preHandler: requireSession }, async (req, reply) => {
+    const q = req.query as Record<string, unknown>;
+    for (const k of Object.keys(q)) if (k !== 'postcode') return problem(reply, 400, 'Sorry, that page does not exist', ['The address has a part this page does not use.'], req);
+    const postcode = typeof q['postcode'] === 'string' ? q['postcode'].slice(0, 16) : undefined;
+    if (postcode === undefined) return render(reply, 200, 'change-address.njk', { title: 'What is your new postcode?', errors: [] }, req);
+    if (postcode.trim() === '') return render(reply, 400, 'change-address.njk', { title: 'What is your new postcode?', errors: [{ text: 'Enter your new postcode', href: '#postcode' }], postcode }, req);
+    const found = await searchAddresses(postcode);
+    if (found.status === 400 || found.status === 422) return render(reply, 400, 'change-address.njk', { title: 'What is your new postcode?', errors: [{ text: 'Enter a full UK postcode, like LS1 1UR', href: '#postcode' }], postcode }, req);
+    if (found.status !== 200) return problem(reply, 502, 'Sorry, addresses cannot be found now', ['The address register did not answer. Try again later.'], req);
+    return render(reply, 200, 'change-address-choose.njk', { title: 'Choose your new address', errors: [], postcode: found.postcode, addresses: found.addresses ?? [] }, req);
+  });
+
+  app.post('/report-a-change/address', { preHandler: [requireSession, (req, reply, next) => app.csrfProtection(req, reply, next)] }, async (req, reply) => {
+    const body = (req.body ?? {}) as Record<string, unknown>;
+    const postcode = typeof body['postcode'] === 'string' ? body['postcode'].slice(0, 16) : '';
+    const found = postcode ? await searchAddresses(postcode) : { status: 400 };
+    if (found.status !== 200) return problem(reply, 400, 'Sorry, your change could not be sent', ['Start again from the postcode.'], req);
+    const addresses = found.addresses ?? [];
+    const errors: FieldError[] = [];
+    // Only an address that was offered for that postcode: a tampered field chooses nothing else.
+    const chosen = addresses.find((a) => a.id === body['addressId']);
+    if (!chosen) errors.push({ text: 'Select your new address', href: '#addressId' });
+    const when = dateFrom(body, todayIso());
+    if (when.error) errors.push({ text: when.error, href: '#moved-day' });
+    const again = (errs: FieldError[]): FastifyReply => render(reply, 400, 'change-address-choose.njk', { title: 'Choose your new address', errors: errs, postcode: found.postcode, addresses, chosen: body['addressId'], day: body['day'], month: body['month'], year: body['year'] }, req);
+    if (errors.length > 0 || !chosen || !when.date) return again(errors);
+    const sent = await sendChange(req.portalSession!.person, { type: 'move', addressId: chosen.id, effectiveDate: when.date });
+    if (!sent.ok) return again([{ text: sent.message, href: sent.field === 'body.effectiveDate' ? '#moved-day' : '#addressId' }]);
+    return done(req, reply, `your move to ${[...chosen.lines, chosen.town].join(', ')}`, sent);
+  });
+
+  app.get('/report-a-change/name', { preHandler: requireSession }, (req, reply) => render(reply, 200, 'change-name.njk', { title: 'What is your new name?', errors: [] }, req));
+
+  app.post('/report-a-change/name', { preHandler: [requireSession, (req, reply, next) => app.csrfProtection(req, reply, next)] }, async (req, reply) => {
+    const body = (req.body ?? {}) as Record<string, unknown>;
+    const text = (k: string): string => (typeof body[k] === 'string' ? (body[k]).trim() : '');
+    const given = text('givenName');
+    const family = text('familyName');
+    const errors: FieldError[] = [];
+    if (!given && !family) errors.push({ text: 'Enter your new given name, family name or both', href: '#givenName' });
+    for (const [v, id, label] of [[given, 'givenName', 'Given name'], [family, 'familyName', 'Family name']] as const) {
+      if (v.length > 100 || /[\p{Cc}<>]/u.test(v)) errors.push({ text: `${label} must be 100 characters or fewer`, href: `#${id}` });
+    }
+    const when = dateFrom(body, todayIso());
+    if (when.error) errors.push({ text: when.error, href: '#changed-day' });
+    const again = (errs: FieldError[]): FastifyReply => render(reply, 400, 'change-name.njk', { title: 'What is your new name?', errors: errs, givenName: given, familyName: family, day: body['day'], month: body['month'], year: body['year'] }, req);
+    if (errors.length > 0 || !when.date) return again(errors);
+    const sent = await sendChange(req.portalSession!.person, { type: 'name', ...(given ? { givenName: given } : {}), ...(family ? { familyName: family } : {}), effectiveDate: when.date });
+    if (!sent.ok) return again([{ text: sent.message, href: sent.field === 'body.effectiveDate' ? '#changed-day' : '#givenName' }]);
+    return done(req, reply, 'your change of name', sent);
   });
 
   app.get('/how-we-found-you', { preHandler: requireSession }, async (req, reply) => {

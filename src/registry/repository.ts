@@ -6,7 +6,7 @@
  * class over Kysely, in the style of Immich's repositories; the registers' own reads and writes
  * are in registry/facts.
  */
-import type { Kysely } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import type { Database } from '../store/schema.ts';
 
 /** A current belief as the audit reads it. */
@@ -17,6 +17,25 @@ export interface CurrentFact {
   value: string;
   valid_from: string;
   valid_to: string | null;
+}
+
+/** Items whose current values have a partial index (migrations 0012, 0013). */
+export type IndexedItem = 'person.birthDate' | 'address.postcode';
+
+/** The subjects of `registry` whose current `item` is `value`: a seek on that item's partial index (exported for the plan test). */
+export function currentValueQuery(db: Kysely<Database>, registry: string, item: IndexedItem, value: string, limit: number) {
+  return db
+    .selectFrom('fact')
+    .select('subject')
+    .where('registry', '=', registry)
+    .where('value', '=', JSON.stringify(value))
+    // A literal, not a parameter: only then can the planner see that the partial index applies.
+    .where('item', '=', sql.lit(item))
+    .where('superseded_at', 'is', null)
+    // The value now (an address whose postcode changed keeps its earlier period, closed).
+    .where('valid_to', 'is', null)
+    .orderBy('subject')
+    .limit(limit);
 }
 
 export class RegistryRepository {
@@ -91,18 +110,17 @@ export class RegistryRepository {
    * The people of population register `registry` whose current birth date is `birthDate`
    * (YYYY-MM-DD), at most `limit`, by id: one seek on the partial index `fact_birth_date`.
    */
-  async peopleBornOn(registry: string, birthDate: string, limit: number): Promise<string[]> {
-    const rows = await this.#db
-      .selectFrom('fact')
-      .select('subject')
-      .distinct()
-      .where('registry', '=', registry)
-      .where('value', '=', JSON.stringify(birthDate))
-      .where('item', '=', 'person.birthDate')
-      .where('superseded_at', 'is', null)
-      .orderBy('subject')
-      .limit(limit)
-      .execute();
+  peopleBornOn(registry: string, birthDate: string, limit: number): Promise<string[]> {
+    return this.#withCurrent(registry, 'person.birthDate', birthDate, limit);
+  }
+
+  /** The addresses of `registry` whose current postcode is `postcode` (as stored), at most `limit`: index `fact_postcode`. */
+  addressesWithPostcode(registry: string, postcode: string, limit: number): Promise<string[]> {
+    return this.#withCurrent(registry, 'address.postcode', postcode, limit);
+  }
+
+  async #withCurrent(registry: string, item: IndexedItem, value: string, limit: number): Promise<string[]> {
+    const rows = await currentValueQuery(this.#db, registry, item, value, limit).execute();
     return rows.map((r) => r.subject);
   }
 

@@ -23,6 +23,7 @@ import * as m0009 from './migrations/0009_witness.ts';
 import * as m0010 from './migrations/0010_tell_us_once.ts';
 import * as m0011 from './migrations/0011_fact_history.ts';
 import * as m0012 from './migrations/0012_citizen_portal.ts';
+import * as m0013 from './migrations/0013_address_search.ts';
 
 export type Dialect = 'sqlite' | 'postgres';
 
@@ -72,6 +73,7 @@ const MIGRATIONS: Record<string, DialectMigration> = {
   '0010_tell_us_once': m0010,
   '0011_fact_history': m0011,
   '0012_citizen_portal': m0012,
+  '0013_address_search': m0013,
 };
 
 class CodeMigrationProvider implements MigrationProvider {

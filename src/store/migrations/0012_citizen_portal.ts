@@ -23,7 +23,7 @@ export async function up(db: Kysely<unknown>): Promise<void> {
   await db.schema
     .createIndex('fact_birth_date')
     .on('fact')
-    .columns(['registry', 'value'])
+    .columns(['registry', 'value', 'subject'])
     .where(sql.ref('item'), '=', 'person.birthDate')
     .where(sql.ref('superseded_at'), 'is', null)
     .execute();
