@@ -8,6 +8,7 @@ import { runExchange } from './exchange.ts';
 import { runLinkage } from './linkage.ts';
 import { runTransparency } from './transparency.ts';
 import { runEvents } from './events.ts';
+import { runPortal } from './portal.ts';
 
 const quick = process.argv.includes('--quick');
 const json = process.argv.includes('--json');
@@ -32,6 +33,10 @@ if (!only || only === 'transparency') {
 
 if (!only || only === 'events') {
   results.push(...(await runEvents({ rate: 100, seconds: quick ? 3 : 10, burst: quick ? 200 : 1000 })));
+}
+
+if (!only || only === 'portal') {
+  results.push(...(await runPortal({ people: quick ? 1_000 : 10_000, seconds: quick ? 3 : 10 })));
 }
 
 if (json) {

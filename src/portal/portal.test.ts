@@ -16,7 +16,8 @@ import { request } from 'undici';
 import SQLite from 'better-sqlite3';
 import { populate } from '../registry/populate.ts';
 import { startDemo, type RunningDemo } from '../demo/demo.ts';
-import { totp } from './totp.ts';
+import { Browser, signIn as signInAt, toCallback as toCallbackAt } from '../../test/support/portal.ts';
+import type { TestAccount } from '../demo/portal.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'onceonly-portal-'));
 let demo: RunningDemo;
@@ -29,67 +30,8 @@ after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-/** A browser enough for these flows: one cookie jar (cookies are per host, not per port), no redirects followed. */
-class Browser {
-  readonly jar = new Map<string, string>();
-
-  async get(url: string): Promise<{ status: number; location: string; body: string }> {
-    return this.send('GET', url);
-  }
-
-  async post(url: string, form: Record<string, string>): Promise<{ status: number; location: string; body: string }> {
-    return this.send('POST', url, new URLSearchParams(form).toString());
-  }
-
-  async send(method: string, url: string, body?: string): Promise<{ status: number; location: string; body: string }> {
-    const cookie = [...this.jar].map(([k, v]) => `${k}=${v}`).join('; ');
-    const res = await request(url, { method, headers: { ...(cookie ? { cookie } : {}), ...(body !== undefined ? { 'content-type': 'application/x-www-form-urlencoded' } : {}) }, ...(body !== undefined ? { body } : {}) });
-    const set = res.headers['set-cookie'];
-    for (const c of Array.isArray(set) ? set : set ? [set] : []) {
-      const [pair, ...attrs] = c.split(';');
-      const eq = pair!.indexOf('=');
-      const name = pair!.slice(0, eq).trim();
-      const value = pair!.slice(eq + 1).trim();
-      const gone = attrs.some((a) => /^\s*max-age=0/i.test(a) || (/^\s*expires=/i.test(a) && new Date(a.split('=')[1]!) < new Date())) || value === '';
-      if (gone) this.jar.delete(name);
-      else this.jar.set(name, value);
-    }
-    const location = String(res.headers['location'] ?? '');
-    return { status: res.statusCode, location: location && !/^https?:/.test(location) ? new URL(location, url).href : location, body: await res.body.text() };
-  }
-}
-
-/** Follows the sign-in up to the portal's callback URL (not requested). */
-async function toCallback(b: Browser, account = demo.portal.accounts[0]!, code?: string): Promise<{ callback: string; loginPage: string }> {
-  const start = await b.get(`${demo.portal.url}/sign-in`);
-  assert.equal(start.status, 303);
-  assert.ok(start.location.startsWith(demo.portal.issuer), start.location);
-  const auth = new URL(start.location);
-  // What the portal asks for: PKCE S256, state, nonce, One Login's vector of trust and claims.
-  assert.equal(auth.searchParams.get('code_challenge_method'), 'S256');
-  for (const p of ['state', 'nonce', 'code_challenge', 'vtr', 'claims']) assert.ok(auth.searchParams.get(p), p);
-  const toLogin = await b.get(start.location);
-  assert.equal(toLogin.status, 303, toLogin.body.slice(0, 300));
-  const page = await b.get(toLogin.location);
-  assert.equal(page.status, 200);
-  const action = /action="([^"]+)"/.exec(page.body)![1]!;
-  const done = await b.post(new URL(action, toLogin.location).href, { username: account.username, password: account.password, code: code ?? totp(Buffer.from(account.totpSecret, 'base64url')) });
-  if (done.status !== 303) return { callback: '', loginPage: done.body };
-  let next = done.location;
-  for (let i = 0; i < 5 && !next.startsWith(`${demo.portal.url}/auth/callback`); i++) {
-    const r = await b.get(next);
-    assert.equal(r.status, 303, r.body.slice(0, 300));
-    next = r.location;
-  }
-  return { callback: next, loginPage: '' };
-}
-
-async function signIn(b: Browser): Promise<void> {
-  const { callback } = await toCallback(b);
-  const r = await b.get(callback);
-  assert.equal(r.status, 303, r.body.slice(0, 500));
-  assert.equal(r.location, `${demo.portal.url}/your-data`);
-}
+const toCallback = (b: Browser, account?: TestAccount, code?: string): ReturnType<typeof toCallbackAt> => toCallbackAt(demo.portal, b, account, code);
+const signIn = (b: Browser): Promise<void> => signInAt(demo.portal, b);
 
 const csrfOf = (html: string): string => /name="_csrf" value="([^"]+)"/.exec(html)![1]!;
 
