@@ -29,6 +29,8 @@ test('the shipped register loads, with the demo cases the other parts rely on', 
     'portal-own-data-population',
     'portal-own-data-addresses',
     'portal-address-search',
+    'portal-consents',
+    'leeds-parking-senior-concession',
   ]);
   const parking = register.get('leeds-parking-population');
   assert.deepEqual(parking?.items, ['person.givenName', 'person.familyName', 'person.address']);

@@ -29,7 +29,7 @@ test('the resident parking form is flagged, explicit and probable, with the agre
   assert.deepEqual(summary(r), {
     'first-name': ['person.givenName', 'explicit', 'leeds-parking-population'],
     surname: ['person.familyName', 'explicit', 'leeds-parking-population'],
-    'date-of-birth': ['person.birthDate', 'probably', null],
+    'date-of-birth': ['person.birthDate', 'probably', 'leeds-parking-senior-concession'],
     'home-address': ['person.address', 'explicit', 'leeds-parking-population'],
     postcode: ['address.postcode', 'probably', 'leeds-parking-addresses'],
     'vehicle-registration': ['vehicle.registrationNumber', 'probably', null],

@@ -46,12 +46,12 @@ test('GET /catalogue/items/:id returns one item; an unknown id is a typed 404', 
 
 test('GET /agreements filters by client, provider and date in force', async () => {
   const all = await app.inject({ method: 'GET', url: '/agreements' });
-  assert.equal(all.json<unknown[]>().length, 15);
+  assert.equal(all.json<unknown[]>().length, 17);
   const res = await app.inject({ method: 'GET', url: '/agreements?client=UK/MUN/LEEDS/parking&inForce=2025-06-01' });
   assert.equal(res.statusCode, 200);
   assert.deepEqual(
     res.json<{ id: string }[]>().map((a) => a.id),
-    ['leeds-parking-population', 'leeds-parking-addresses', 'leeds-parking-blue-badge', 'leeds-parking-changes'],
+    ['leeds-parking-population', 'leeds-parking-addresses', 'leeds-parking-blue-badge', 'leeds-parking-changes', 'leeds-parking-senior-concession'],
   );
   const byProvider = await app.inject({ method: 'GET', url: '/agreements?provider=UK%2FGOV%2FCH%2Fcompanies' });
   assert.deepEqual(byProvider.json<{ id: string }[]>().map((a) => a.id), ['dwp-benefits-companies']);

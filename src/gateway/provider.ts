@@ -20,6 +20,7 @@ import type { BatchSignature } from '../core/batchsign.ts';
 import { parseTargetPath, splitTarget } from './r1.ts';
 import { decideAccess, requireActiveClient, requireActiveProvider } from './access.ts';
 import { DATA_USAGE_SERVICE, METASERVICES, providerMetaservice } from './metaservices.ts';
+import { PERSON_CONSENTS_SERVICE, personConsents } from './person-consents.ts';
 import { checkRegistryAnswer, parseRegistryRead, readTime, type RegistryRead } from './release.ts';
 import { ReplayGuard } from './replay.ts';
 import { Upstream } from './upstream.ts';
@@ -273,6 +274,12 @@ export class ProviderSide {
       ctx.agreement = b.agreement;
       if (b.release) ctx.release = b.release;
       return { status: b.status, headers: b.contentType && b.status !== 204 ? [['content-type', b.contentType]] : [], body: b.body };
+    }
+    if (target.service.serviceCode === PERSON_CONSENTS_SERVICE && g.o.consents && registered && !registered[PERSON_CONSENTS_SERVICE]) {
+      // A person's consents here, managed on their behalf by a client granted this service (gateway/person-consents).
+      const a = await personConsents(g.o.consents, g.o.signingKey, g.id, { v, method: req.method, servicePath: target.servicePath, query, body: req.body, client, provider: providerId, purpose: ctx.fields.purpose, agreement: ctx.fields.agreement, userId: ctx.userId, date });
+      ctx.agreement = a.agreement;
+      return { status: a.status, headers: [['content-type', JSON_TYPE]], body: Buffer.from(JSON.stringify(a.body)) };
     }
     if (!registered) throw new OnceOnlyError('unknown_service', 'the subsystem offers no such service', { field: 'path.service' });
     if (target.service.serviceCode === DATA_USAGE_SERVICE && g.o.access && !registered[DATA_USAGE_SERVICE]) return this.#dataUsage(v, target.servicePath, query, client, providerId, date, ctx);

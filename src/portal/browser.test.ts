@@ -102,6 +102,13 @@ describe('citizen portal in a browser', { skip: SKIP }, () => {
     await page.getByRole('link', { name: 'How we found your record' }).click();
     await accessible(page, 'how we found your record');
     await shot(page, 'how-we-found-you');
+    // Your permissions: give one, then see it given, with its history and receipt.
+    await page.getByRole('link', { name: 'Your permissions' }).click();
+    await accessible(page, 'your permissions');
+    await page.getByRole('button', { name: /Give permission for 12 months/ }).click();
+    await page.getByText('Withdraw permission').waitFor();
+    await accessible(page, 'your permissions, one given');
+    await shot(page, 'permissions');
     // Report a move: the postcode, a wrong answer (the error summary), then the address and date.
     await page.getByRole('link', { name: 'Report a change' }).first().click();
     await accessible(page, 'report a change');

@@ -173,6 +173,63 @@ describe('citizen portal', () => {
     assert.match((await b.get(`${demo.portal.url}/your-data`)).body, /Featherstonehaugh/);
   });
 
+  test('your permissions: give one, the council may then read; withdraw it, the next read is refused; nobody else\'s can be touched', async () => {
+    const b = new Browser();
+    await signIn(b);
+    await b.get(`${demo.portal.url}/your-data`);
+    const list = await b.get(`${demo.portal.url}/who-used-your-data`);
+    const key = decodeURIComponent(/proof\/([^"]+)"/.exec(list.body)![1]!);
+    const person = (JSON.parse((await b.get(`${demo.portal.url}/who-used-your-data/proof/${encodeURIComponent(key)}`)).body) as { record: { person: string } }).record.person;
+    const leeds = demo.endpoints.find((e) => e.name === 'gateway-leeds')!.url;
+    const gds = demo.endpoints.find((e) => e.name === 'gateway-gds')!.url;
+    const councilRead = async (): Promise<{ status: number; type: string }> => {
+      const r = await request(`${leeds}/r1/UK/GOV/GRO/population/people/${person}?items=person.birthDate`, { headers: { accept: 'application/json', 'x-road-client': 'UK/MUN/LEEDS/parking', 'x-onceonly-purpose': 'senior-concession' } });
+      const j = (await r.body.json()) as { onceonly?: { type?: string } };
+      return { status: r.statusCode, type: j.onceonly?.type ?? '' };
+    };
+    assert.deepEqual(await councilRead(), { status: 500, type: 'consent_required' }); // X-Road: a provider's refusal reaches the client as 500 with its type
+    const page = await b.get(`${demo.portal.url}/permissions`);
+    assert.equal(page.status, 200);
+    assert.match(page.body, /Permissions you can give/);
+    assert.match(page.body, /reduced permit fee/);
+    const csrf = csrfOf(page.body);
+    // Only an agreement that asks for consent, of this register: another is refused.
+    assert.equal((await b.post(`${demo.portal.url}/permissions/give`, { _csrf: csrf, agreement: 'leeds-parking-population' })).status, 400);
+    assert.equal((await b.post(`${demo.portal.url}/permissions/give`, { agreement: 'leeds-parking-senior-concession' })).status, 403);
+    const given = await b.post(`${demo.portal.url}/permissions/give`, { _csrf: csrf, agreement: 'leeds-parking-senior-concession' });
+    assert.equal(given.status, 303, given.body.slice(0, 300));
+    const after = await b.get(`${demo.portal.url}/permissions`);
+    assert.match(after.body, /Given/);
+    assert.doesNotMatch(after.body, /Permissions you can give/);
+    const id = /action="\/permissions\/([^/]+)\/withdraw"/.exec(after.body)![1]!;
+    assert.equal((await councilRead()).status, 200);
+    const receipt = await b.get(`${demo.portal.url}/permissions/${id}/receipt`);
+    assert.equal(receipt.status, 200);
+    assert.ok((JSON.parse(receipt.body) as { jws: string }).jws.split('.').length === 3);
+    // Someone else cannot withdraw it, see its receipt, or list it.
+    const other = new Browser();
+    await signInAt(demo.portal, other, demo.portal.accounts[2]);
+    const otherCsrf = csrfOf((await other.get(`${demo.portal.url}/permissions`)).body);
+    assert.equal((await other.post(`${demo.portal.url}/permissions/${id}/withdraw`, { _csrf: otherCsrf })).status, 404);
+    assert.equal((await other.get(`${demo.portal.url}/permissions/${id}/receipt`)).status, 404);
+    assert.doesNotMatch((await other.get(`${demo.portal.url}/permissions`)).body, new RegExp(id));
+    assert.equal((await councilRead()).status, 200);
+    // Withdrawn: the next read is refused.
+    assert.equal((await b.post(`${demo.portal.url}/permissions/${id}/withdraw`, { _csrf: csrf })).status, 303);
+    assert.deepEqual(await councilRead(), { status: 500, type: 'consent_required' }); // X-Road: a provider's refusal reaches the client as 500 with its type
+    assert.match((await b.get(`${demo.portal.url}/permissions`)).body, /Withdrawn/);
+    // At the exchange: only the portal may speak for a person, and only with a person's id.
+    const call = async (gw: string, client: string, userId?: string): Promise<{ status: number; type: string }> => {
+      const r = await request(`${gw}/r1/UK/GOV/GRO/population/person-consents`, { headers: { accept: 'application/json', 'x-road-client': client, 'x-onceonly-purpose': 'citizen-consent-management', ...(userId !== undefined ? { 'x-road-userid': userId } : {}) } });
+      const j = (await r.body.json()) as { onceonly?: { type?: string } };
+      return { status: r.statusCode, type: j.onceonly?.type ?? '' };
+    };
+    assert.equal((await call(leeds, 'UK/MUN/LEEDS/parking', person)).type, 'no_agreement');
+    assert.match((await call(gds, 'UK/GOV/GDS/citizen-portal')).type, /^invalid_/);
+    assert.match((await call(gds, 'UK/GOV/GDS/citizen-portal', 'P-123')).type, /^invalid_/);
+    assert.equal((await call(gds, 'UK/GOV/GDS/citizen-portal', person)).status, 200);
+  });
+
   test('a replayed callback, a wrong state and a callback that did not start here are refused, showing nobody\'s data', async () => {
     const b = new Browser();
     const { callback } = await toCallback(b);

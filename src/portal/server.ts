@@ -162,7 +162,7 @@ export async function createPortalServer(opts: PortalOptions): Promise<FastifyIn
   const render = (reply: FastifyReply, status: number, view: string, ctx: Record<string, unknown>, req?: FastifyRequest): FastifyReply => {
     const signedIn = req?.portalSession !== undefined;
     const navigation = signedIn
-      ? [{ href: '/your-data', text: 'Your data' }, { href: '/who-used-your-data', text: 'Who has used your data' }, { href: '/report-a-change', text: 'Report a change' }, { href: '/how-we-found-you', text: 'How we found your record' }]
+      ? [{ href: '/your-data', text: 'Your data' }, { href: '/who-used-your-data', text: 'Who has used your data' }, { href: '/permissions', text: 'Your permissions' }, { href: '/report-a-change', text: 'Report a change' }, { href: '/how-we-found-you', text: 'How we found your record' }]
       : [];
     reply.header('cache-control', 'no-store');
     // Each field's own message, for the field (the summary lists them all): Nunjucks' selectattr
@@ -200,7 +200,7 @@ export async function createPortalServer(opts: PortalOptions): Promise<FastifyIn
   };
 
   /** A call through the portal's own gateway (X-Road r1). */
-  const exchange = async (method: 'GET' | 'POST', path: string, purpose: string, body?: unknown): Promise<{ status: number; json: unknown }> => {
+  const exchange = async (method: 'GET' | 'POST', path: string, purpose: string, body?: unknown, userId?: string): Promise<{ status: number; json: unknown }> => {
     let res;
     try {
       res = await request(`${opts.gatewayUrl}/r1/${path}`, {
@@ -208,6 +208,8 @@ export async function createPortalServer(opts: PortalOptions): Promise<FastifyIn
       headers: {
         accept: 'application/json', 'x-road-client': encodeIdPath(opts.client), 'x-onceonly-purpose': purpose,
         ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+        // X-Road's end-user header: whom the portal acts for (gateway/person-consents).
+        ...(userId !== undefined ? { 'x-road-userid': userId } : {}),
         ...(opts.gatewayToken ? { authorization: `Bearer ${opts.gatewayToken}` } : {}),
       },
       ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
@@ -459,6 +461,79 @@ export async function createPortalServer(opts: PortalOptions): Promise<FastifyIn
     const sent = await sendChange(req.portalSession!.person, { type: 'name', ...(given ? { givenName: given } : {}), ...(family ? { familyName: family } : {}), effectiveDate: when.date });
     if (!sent.ok) return again([{ text: sent.message, href: sent.field === 'body.effectiveDate' ? '#changed-day' : '#givenName' }]);
     return done(req, reply, 'your change of name', sent);
+  });
+
+  // ---- Your permissions: consents at the register, managed on the person's behalf ----------------
+
+  interface ConsentView {
+    id: string; controller: string; agreement: string; purpose: { id: string; description: string }; legalBasis: string; items: string[];
+    state: string; inForce: boolean; givenAt: string | null; expiresAt: string | null; history: { from: string | null; to: string; at: string; actor: string }[];
+  }
+  const CONSENTS = `${encodeIdPath(POPULATION)}/person-consents`;
+  const PERMISSION_MONTHS = 12;
+  const STATE_TAGS: Record<string, { text: string; classes: string }> = {
+    given: { text: 'Given', classes: 'govuk-tag--green' }, withdrawn: { text: 'Withdrawn', classes: 'govuk-tag--grey' }, expired: { text: 'Expired', classes: 'govuk-tag--grey' },
+    requested: { text: 'Asked for', classes: 'govuk-tag--blue' }, refused: { text: 'Refused', classes: 'govuk-tag--grey' },
+  };
+
+  app.get('/permissions', { preHandler: requireSession }, async (req, reply) => {
+    const s = req.portalSession!;
+    const r = await exchange('GET', CONSENTS, 'citizen-consent-management', undefined, s.person);
+    if (r.status !== 200) return problem(reply, 502, 'Sorry, your permissions cannot be shown now', ['The population register did not answer. Try again later.'], req);
+    const consents = ((r.json as { consents?: ConsentView[] }).consents ?? []);
+    const { conf } = await readHeldConfiguration(opts.gatewayDir);
+    const names = new Map(conf.members.map((m) => [m.id, m.name]));
+    const today = todayIso();
+    // What the person may give: agreements of this register that release only with consent, in force, not already given.
+    const offer = conf.agreements
+      .filter((a) => a.consentRequired && a.provider === POPULATION && a.validFrom <= today && today <= a.validUntil && !consents.some((c) => c.agreement === a.id && c.inForce))
+      .map((a) => ({ id: a.id, org: orgOf(names, a.client), purpose: a.purpose.description, items: a.items.map((i) => ITEM_LABELS.get(i) ?? i).join(', '), legalBasis: a.legalBasis }));
+    const shown = consents.map((c) => ({
+      id: c.id, org: orgOf(names, c.controller), purpose: c.purpose.description, items: c.items.map((i) => ITEM_LABELS.get(i) ?? i).join(', '), legalBasis: c.legalBasis,
+      tag: STATE_TAGS[c.inForce ? 'given' : c.state === 'given' ? 'expired' : c.state] ?? { text: c.state, classes: '' }, inForce: c.inForce,
+      until: c.expiresAt ? longDate(c.expiresAt) : '',
+      history: c.history.map((h) => ({ when: `${longDate(h.at)}, ${h.at.slice(11, 16)} UTC`, what: `${h.from ? `${h.from} to ` : ''}${h.to}`, by: h.actor })),
+    }));
+    return render(reply, 200, 'permissions.njk', { title: 'Your permissions', consents: shown, offer, months: PERMISSION_MONTHS }, req);
+  });
+
+  app.post('/permissions/give', { preHandler: [requireSession, (req, reply, next) => app.csrfProtection(req, reply, next)] }, async (req, reply) => {
+    const s = req.portalSession!;
+    const body = (req.body ?? {}) as Record<string, unknown>;
+    const agreement = typeof body['agreement'] === 'string' ? body['agreement'].slice(0, 100) : '';
+    const { conf } = await readHeldConfiguration(opts.gatewayDir);
+    const a = conf.agreements.find((x) => x.id === agreement && x.consentRequired && x.provider === POPULATION);
+    if (!a) return problem(reply, 400, 'Sorry, that permission cannot be given here', ['Go back to your permissions and choose one from the list.'], req);
+    // A year, or to the end of the agreement if that comes first: permission is never open-ended.
+    const year = new Date(Date.now() + PERMISSION_MONTHS * 30.5 * 86_400_000);
+    const end = new Date(`${a.validUntil}T23:59:59.000Z`);
+    const expiresAt = (year < end ? year : end).toISOString();
+    const r = await exchange('POST', CONSENTS, 'citizen-consent-management', { agreement: a.id, expiresAt }, s.person);
+    if (r.status !== 201) return problem(reply, 502, 'Sorry, your permission could not be recorded', [(r.json as { message?: string } | null)?.message ?? 'Try again later.'], req);
+    return reply.redirect('/permissions', 303);
+  });
+
+  const CONSENT_ID = /^[A-Za-z0-9-]{1,64}$/;
+  /** onceonly's error type in an X-Road error answer (docs/exchange.md: refusals reach the client as 500 with it). */
+  const errorType = (json: unknown): string => (json as { onceonly?: { type?: string } } | null)?.onceonly?.type ?? '';
+  app.post('/permissions/:id/withdraw', { preHandler: [requireSession, (req, reply, next) => app.csrfProtection(req, reply, next)] }, async (req, reply) => {
+    const id = (req.params as { id: string }).id;
+    if (!CONSENT_ID.test(id)) return problem(reply, 404, 'Sorry, that permission was not found', ['It is not one of your permissions.'], req);
+    const r = await exchange('POST', `${CONSENTS}/${id}/withdraw`, 'citizen-consent-management', undefined, req.portalSession!.person);
+    if (errorType(r.json) === 'consent_not_found') return problem(reply, 404, 'Sorry, that permission was not found', ['It is not one of your permissions.'], req);
+    if (r.status !== 200) return problem(reply, errorType(r.json) === 'invalid_consent_transition' ? 409 : 502, 'Sorry, your permission could not be withdrawn', [(r.json as { message?: string } | null)?.message ?? 'Try again later.'], req);
+    return reply.redirect('/permissions', 303);
+  });
+
+  app.get('/permissions/:id/receipt', { preHandler: requireSession }, async (req, reply) => {
+    const id = (req.params as { id: string }).id;
+    if (!CONSENT_ID.test(id)) return problem(reply, 404, 'Sorry, that permission was not found', ['It is not one of your permissions.'], req);
+    const r = await exchange('GET', `${CONSENTS}/${id}/receipt`, 'citizen-consent-management', undefined, req.portalSession!.person);
+    if (r.status !== 200) return problem(reply, errorType(r.json) === 'consent_not_found' ? 404 : 502, 'Sorry, that receipt cannot be shown', ['It is not one of your permissions, or the register did not answer.'], req);
+    reply.header('content-type', 'application/json; charset=utf-8');
+    reply.header('content-disposition', `attachment; filename="consent-receipt-${id}.json"`);
+    reply.header('cache-control', 'no-store');
+    return reply.send(`${JSON.stringify(r.json, null, 2)}\n`);
   });
 
   app.get('/how-we-found-you', { preHandler: requireSession }, async (req, reply) => {
