@@ -30,6 +30,7 @@ test('the shipped register loads, with the demo cases the other parts rely on', 
     'portal-own-data-addresses',
     'portal-address-search',
     'portal-consents',
+    'portal-previews',
     'leeds-parking-senior-concession',
   ]);
   const parking = register.get('leeds-parking-population');

@@ -46,7 +46,7 @@ test('GET /catalogue/items/:id returns one item; an unknown id is a typed 404', 
 
 test('GET /agreements filters by client, provider and date in force', async () => {
   const all = await app.inject({ method: 'GET', url: '/agreements' });
-  assert.equal(all.json<unknown[]>().length, 17);
+  assert.equal(all.json<unknown[]>().length, 18);
   const res = await app.inject({ method: 'GET', url: '/agreements?client=UK/MUN/LEEDS/parking&inForce=2025-06-01' });
   assert.equal(res.statusCode, 200);
   assert.deepEqual(

@@ -28,6 +28,7 @@ import type { ConfView } from './confclient.ts';
 
 export const PERSON_CONSENTS_SERVICE = 'person-consents';
 
+/** A request to one of the services a client calls on a person's behalf (also gateway/person-previews). */
 export interface PersonConsentsRequest {
   v: ConfView;
   method: string;

@@ -21,6 +21,7 @@ import { parseTargetPath, splitTarget } from './r1.ts';
 import { decideAccess, requireActiveClient, requireActiveProvider } from './access.ts';
 import { DATA_USAGE_SERVICE, METASERVICES, providerMetaservice } from './metaservices.ts';
 import { PERSON_CONSENTS_SERVICE, personConsents } from './person-consents.ts';
+import { PERSON_PREVIEWS_SERVICE, personPreviews } from './person-previews.ts';
 import { checkRegistryAnswer, parseRegistryRead, readTime, type RegistryRead } from './release.ts';
 import { ReplayGuard } from './replay.ts';
 import { Upstream } from './upstream.ts';
@@ -278,6 +279,12 @@ export class ProviderSide {
     if (target.service.serviceCode === PERSON_CONSENTS_SERVICE && g.o.consents && registered && !registered[PERSON_CONSENTS_SERVICE]) {
       // A person's consents here, managed on their behalf by a client granted this service (gateway/person-consents).
       const a = await personConsents(g.o.consents, g.o.signingKey, g.id, { v, method: req.method, servicePath: target.servicePath, query, body: req.body, client, provider: providerId, purpose: ctx.fields.purpose, agreement: ctx.fields.agreement, userId: ctx.userId, date });
+      ctx.agreement = a.agreement;
+      return { status: a.status, headers: [['content-type', JSON_TYPE]], body: Buffer.from(JSON.stringify(a.body)) };
+    }
+    if (target.service.serviceCode === PERSON_PREVIEWS_SERVICE && g.o.previews && registered && !registered[PERSON_PREVIEWS_SERVICE]) {
+      // The person's requests waiting for a decision, answered on their behalf (gateway/person-previews).
+      const a = await personPreviews(g.o.previews, { v, method: req.method, servicePath: target.servicePath, query, body: req.body, client, provider: providerId, purpose: ctx.fields.purpose, agreement: ctx.fields.agreement, userId: ctx.userId, date });
       ctx.agreement = a.agreement;
       return { status: a.status, headers: [['content-type', JSON_TYPE]], body: Buffer.from(JSON.stringify(a.body)) };
     }

@@ -102,6 +102,19 @@ describe('citizen portal in a browser', { skip: SKIP }, () => {
     await page.getByRole('link', { name: 'How we found your record' }).click();
     await accessible(page, 'how we found your record');
     await shot(page, 'how-we-found-you');
+    // Requests waiting for you: the benefits agency asks for details that need the person's yes.
+    await page.goto(`${demo.portal.url}/who-used-your-data`);
+    const href = (await page.locator('a[download]').first().getAttribute('href'))!;
+    const person = ((await (await page.request.get(`${demo.portal.url}${href}`)).json()) as { record: { person: string } }).record.person;
+    const dwp = demo.endpoints.find((e) => e.name === 'gateway-dwp')!.url;
+    await fetch(`${dwp}/r1/UK/GOV/GRO/population/people/${person}?items=person.previousAddresses,person.nationality`, { headers: { accept: 'application/json', 'x-road-client': 'UK/GOV/DWP/benefits', 'x-onceonly-purpose': 'habitual-residence-test' } }).then((r) => r.text());
+    await page.getByRole('link', { name: 'Requests waiting for you' }).click();
+    await page.getByRole('heading', { name: /Department for Work and Pensions/ }).waitFor();
+    await accessible(page, 'requests waiting for you');
+    await shot(page, 'requests');
+    await page.getByRole('button', { name: /^Approve/ }).click();
+    await page.getByRole('heading', { name: 'You approved the request' }).waitFor();
+    await accessible(page, 'request approved');
     // Your permissions: give one, then see it given, with its history and receipt.
     await page.getByRole('link', { name: 'Your permissions' }).click();
     await accessible(page, 'your permissions');

@@ -230,6 +230,50 @@ describe('citizen portal', () => {
     assert.equal((await call(gds, 'UK/GOV/GDS/citizen-portal', person)).status, 200);
   });
 
+  test('requests waiting for you: the benefits agency asks, the person sees the values and approves, then declines the next', async () => {
+    const b = new Browser();
+    await signIn(b);
+    await b.get(`${demo.portal.url}/your-data`);
+    const list = await b.get(`${demo.portal.url}/who-used-your-data`);
+    const key = decodeURIComponent(/proof\/([^"]+)"/.exec(list.body)![1]!);
+    const person = (JSON.parse((await b.get(`${demo.portal.url}/who-used-your-data/proof/${encodeURIComponent(key)}`)).body) as { record: { person: string } }).record.person;
+    const dwp = demo.endpoints.find((e) => e.name === 'gateway-dwp')!.url;
+    const ask = async (): Promise<{ status: number; type: string }> => {
+      const r = await request(`${dwp}/r1/UK/GOV/GRO/population/people/${person}?items=person.previousAddresses,person.nationality`, { headers: { accept: 'application/json', 'x-road-client': 'UK/GOV/DWP/benefits', 'x-onceonly-purpose': 'habitual-residence-test' } });
+      const j = (await r.body.json()) as { onceonly?: { type?: string } };
+      return { status: r.statusCode, type: j.onceonly?.type ?? '' };
+    };
+    assert.equal((await ask()).type, 'preview_required');
+    const page = await b.get(`${demo.portal.url}/requests`);
+    assert.equal(page.status, 200);
+    assert.match(page.body, /Department for Work and Pensions/);
+    assert.match(page.body, /habitually resident/);
+    assert.match(page.body, /Nationality/);
+    const id = /action="\/requests\/([^/]+)\/approve"/.exec(page.body)![1]!;
+    const csrf = csrfOf(page.body);
+    // Another person cannot answer it; a made-up id is not found; no CSRF token, no answer.
+    const other = new Browser();
+    await signInAt(demo.portal, other, demo.portal.accounts[2]);
+    const otherPage = await other.get(`${demo.portal.url}/requests`);
+    assert.doesNotMatch(otherPage.body, new RegExp(id));
+    assert.equal((await other.post(`${demo.portal.url}/requests/${id}/approve`, { _csrf: csrfOf(otherPage.body) })).status, 404);
+    assert.equal((await b.post(`${demo.portal.url}/requests/${'x'.repeat(22)}/approve`, { _csrf: csrf })).status, 404);
+    assert.equal((await b.post(`${demo.portal.url}/requests/${id}/approve`, {})).status, 403);
+    const approved = await b.post(`${demo.portal.url}/requests/${id}/approve`, { _csrf: csrf });
+    assert.equal(approved.status, 200, approved.body.slice(0, 300));
+    assert.match(approved.body, /You approved the request/);
+    assert.equal((await b.post(`${demo.portal.url}/requests/${id}/decline`, { _csrf: csrf })).status, 409);
+    assert.equal((await ask()).status, 200);
+    // Asked again: a new request; declined, the retry is refused.
+    assert.equal((await ask()).type, 'preview_required');
+    const again = await b.get(`${demo.portal.url}/requests`);
+    const id2 = /action="\/requests\/([^/]+)\/decline"/.exec(again.body)![1]!;
+    assert.notEqual(id2, id);
+    assert.match((await b.post(`${demo.portal.url}/requests/${id2}/decline`, { _csrf: csrfOf(again.body) })).body, /You declined the request/);
+    assert.equal((await ask()).type, 'preview_declined');
+    assert.match((await b.get(`${demo.portal.url}/requests`)).body, /No requests are waiting for you/);
+  });
+
   test('a replayed callback, a wrong state and a callback that did not start here are refused, showing nobody\'s data', async () => {
     const b = new Browser();
     const { callback } = await toCallback(b);

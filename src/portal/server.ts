@@ -62,7 +62,7 @@ const LOGIN_COOKIE = 'portal_login';
 const POPULATION = 'UK/GOV/GRO/population';
 const ADDRESSES = 'UK/GOV/GEOPLACE/addresses';
 /** What "Your data" shows of the population register (each named as a person would say it). */
-const PERSON_ITEMS: [string, string][] = [['person.givenName', 'Given name'], ['person.familyName', 'Family name'], ['person.birthDate', 'Date of birth'], ['person.address', 'Address'], ['person.status', 'Status'], ['person.nationality', 'Nationality']];
+const PERSON_ITEMS: [string, string][] = [['person.givenName', 'Given name'], ['person.familyName', 'Family name'], ['person.birthDate', 'Date of birth'], ['person.address', 'Address'], ['person.previousAddresses', 'Previous addresses'], ['person.status', 'Status'], ['person.nationality', 'Nationality']];
 const ADDRESS_ITEMS: [string, string][] = [['address.lines', 'Address lines'], ['address.town', 'Town'], ['address.postcode', 'Postcode']];
 const REGISTER_NAMES: Record<string, string> = { [POPULATION]: 'General Register Office (population register)', [ADDRESSES]: 'GeoPlace (address register)' };
 
@@ -87,7 +87,11 @@ function shownValue(item: string, v: unknown): string {
     const a = v as { lines?: string[]; addressId?: string };
     return a.lines?.join(', ') ?? a.addressId ?? '';
   }
-  if (Array.isArray(v)) return v.map((x) => (typeof x === 'string' ? x : JSON.stringify(x))).join(', ');
+  if (Array.isArray(v)) {
+    // Earlier addresses: each one's lines, not its JSON.
+    if (v.every((x) => typeof x === 'object' && x !== null && Array.isArray((x as { lines?: unknown }).lines))) return v.map((x) => (x as { lines: string[] }).lines.join(', ')).join('; ');
+    return v.map((x) => (typeof x === 'string' ? x : JSON.stringify(x))).join(', ');
+  }
   if (typeof v === 'object') return JSON.stringify(v);
   return typeof v === 'string' ? v : JSON.stringify(v);
 }
@@ -162,7 +166,7 @@ export async function createPortalServer(opts: PortalOptions): Promise<FastifyIn
   const render = (reply: FastifyReply, status: number, view: string, ctx: Record<string, unknown>, req?: FastifyRequest): FastifyReply => {
     const signedIn = req?.portalSession !== undefined;
     const navigation = signedIn
-      ? [{ href: '/your-data', text: 'Your data' }, { href: '/who-used-your-data', text: 'Who has used your data' }, { href: '/permissions', text: 'Your permissions' }, { href: '/report-a-change', text: 'Report a change' }, { href: '/how-we-found-you', text: 'How we found your record' }]
+      ? [{ href: '/your-data', text: 'Your data' }, { href: '/who-used-your-data', text: 'Who has used your data' }, { href: '/permissions', text: 'Your permissions' }, { href: '/requests', text: 'Requests waiting for you' }, { href: '/report-a-change', text: 'Report a change' }, { href: '/how-we-found-you', text: 'How we found your record' }]
       : [];
     reply.header('cache-control', 'no-store');
     // Each field's own message, for the field (the summary lists them all): Nunjucks' selectattr
@@ -535,6 +539,51 @@ export async function createPortalServer(opts: PortalOptions): Promise<FastifyIn
     reply.header('cache-control', 'no-store');
     return reply.send(`${JSON.stringify(r.json, null, 2)}\n`);
   });
+
+  // ---- Requests waiting for you: previews at the register, decided on the person's behalf ----------
+
+  interface Pending { id: string; client: string; clientName?: string; agreement: string; purpose: { description: string }; legalBasis: string; items: { id: string; label: string }[]; expiresAt: string }
+  const PREVIEWS = `${encodeIdPath(POPULATION)}/person-previews`;
+  const PREVIEW_ID = /^[A-Za-z0-9_-]{22}$/;
+
+  app.get('/requests', { preHandler: requireSession }, async (req, reply) => {
+    const s = req.portalSession!;
+    const r = await exchange('GET', PREVIEWS, 'citizen-preview-decisions', undefined, s.person);
+    if (r.status !== 200) return problem(reply, 502, 'Sorry, your requests cannot be shown now', ['The population register did not answer. Try again later.'], req);
+    const pending = (r.json as { previews?: Pending[] }).previews ?? [];
+    const names = (await exchangeNames()).members;
+    const granted = new Set(PERSON_ITEMS.map(([i]) => i));
+    const shown = [];
+    for (const p of pending) {
+      // The values themselves, read as the person's own data (an access record like any read), so
+      // they see exactly what would be released.
+      const ids = p.items.map((i) => i.id).filter((i) => granted.has(i));
+      const read = ids.length ? await exchange('GET', `${encodeIdPath(POPULATION)}/people/${s.person}?items=${ids.join(',')}`, 'citizen-own-data') : { status: 200, json: { items: {} } };
+      const values = read.status === 200 ? ((read.json as { items?: Record<string, Envelope> }).items ?? {}) : {};
+      shown.push({
+        id: p.id, org: p.clientName ?? orgOf(names, p.client), purpose: p.purpose.description, legalBasis: p.legalBasis,
+        items: p.items.map((i) => ({ label: ITEM_LABELS.get(i.id) ?? i.label, value: values[i.id] ? shownValue(i.id, values[i.id]!.value) || 'None held' : 'Shown at the register only' })),
+        until: `${longDate(p.expiresAt)}, ${p.expiresAt.slice(11, 16)} UTC`,
+      });
+    }
+    return render(reply, 200, 'requests.njk', { title: 'Requests waiting for you', requests: shown }, req);
+  });
+
+  for (const decision of ['approve', 'decline'] as const) {
+    app.post(`/requests/:id/${decision}`, { preHandler: [requireSession, (req, reply, next) => app.csrfProtection(req, reply, next)] }, async (req, reply) => {
+      const id = (req.params as { id: string }).id;
+      if (!PREVIEW_ID.test(id)) return problem(reply, 404, 'Sorry, that request was not found', ['It is not one of the requests waiting for you.'], req);
+      const r = await exchange('POST', `${PREVIEWS}/${id}/${decision}`, 'citizen-preview-decisions', undefined, req.portalSession!.person);
+      const type = errorType(r.json);
+      if (type === 'invalid_preview_link') return problem(reply, 404, 'Sorry, that request was not found', ['It is not one of the requests waiting for you.'], req);
+      if (type === 'preview_already_decided') return problem(reply, 409, 'You have already answered this request', ['Each request is answered once.'], req);
+      if (type === 'preview_link_expired') return problem(reply, 410, 'This request has expired', ['The organisation must ask again.'], req);
+      if (r.status !== 200) return problem(reply, 502, 'Sorry, your answer could not be recorded', ['Try again later.'], req);
+      const d = r.json as { clientName?: string; client: string; validUntil: string };
+      const org = d.clientName ?? orgOf((await exchangeNames()).members, d.client);
+      return render(reply, 200, 'request-decided.njk', { title: decision === 'approve' ? 'You approved the request' : 'You declined the request', approved: decision === 'approve', org, until: `${longDate(d.validUntil)}, ${d.validUntil.slice(11, 16)} UTC` }, req);
+    });
+  }
 
   app.get('/how-we-found-you', { preHandler: requireSession }, async (req, reply) => {
     const s = req.portalSession!;

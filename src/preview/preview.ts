@@ -126,6 +126,18 @@ export interface PreviewView {
 }
 
 /** The outcome of a decision. */
+/** A request waiting for the person's decision, without the values (the portal reads those itself). */
+export interface PendingPreview {
+  id: string;
+  client: string;
+  clientName: string | undefined;
+  agreement: string;
+  purpose: { id: string; description: string };
+  legalBasis: string;
+  items: { id: string; label: string }[];
+  expiresAt: string;
+}
+
 export interface PreviewDecision {
   id: string;
   state: 'approved' | 'declined';
@@ -355,9 +367,48 @@ export class PreviewStore {
     return row;
   }
 
+  /**
+   * The person's requests waiting for a decision at `provider`, newest first (for the citizen
+   * portal's "Requests waiting for you", through gateway/person-previews): what, for whom, why.
+   */
+  async pendingFor(person: string, provider: string): Promise<PendingPreview[]> {
+    const rows = await this.#db()
+      .selectFrom('preview')
+      .selectAll()
+      .where('person', '=', person)
+      .where('provider', '=', provider)
+      .where('state', '=', 'pending')
+      .where('link_expires_at', '>', this.#now().toISOString())
+      .orderBy('created_at', 'desc')
+      .limit(100)
+      .execute();
+    return rows.map((r) => ({
+      id: r.id, client: r.client, clientName: this.#o.clientName?.(r.client), agreement: r.agreement,
+      purpose: { id: r.purpose, description: r.purpose_description }, legalBasis: r.legal_basis,
+      items: (JSON.parse(r.items) as string[]).map((id) => ({ id, label: this.#o.itemLabel?.(id) ?? id })), expiresAt: r.link_expires_at,
+    }));
+  }
+
+  /**
+   * Decides a pending preview by its id for the signed-in `person` (the portal's way, where the
+   * person is known from sign-in rather than proven by the link). Another person's preview, one
+   * already decided or expired, is refused as the link would be.
+   */
+  async decideFor(id: string, to: 'approved' | 'declined', person: string, provider: string): Promise<PreviewDecision> {
+    const row = typeof id === 'string' && PID.test(id) ? await this.#db().selectFrom('preview').selectAll().where('id', '=', id).executeTakeFirst() : undefined;
+    if (!row || row.person !== person || row.provider !== provider) throw badLink('it is not for the person signed in');
+    if (row.link_expires_at <= this.#now().toISOString()) throw new OnceOnlyError('preview_link_expired', 'this request has expired; the service must ask again', { field: 'id' });
+    if (row.state !== 'pending') throw decided(row);
+    return this.#decideRow(row, to);
+  }
+
   async #decide(token: string, to: 'approved' | 'declined', person: string): Promise<PreviewDecision> {
     const row = await this.#pending(token);
     this.#mustBe(row, person);
+    return this.#decideRow(row, to);
+  }
+
+  async #decideRow(row: Row, to: 'approved' | 'declined'): Promise<PreviewDecision> {
     const now = this.#now();
     const decidedAt = now.toISOString();
     const validUntil = new Date(now.getTime() + this.#decisionTtl).toISOString();
