@@ -115,6 +115,12 @@ describe('citizen portal in a browser', { skip: SKIP }, () => {
     await page.getByRole('button', { name: /^Approve/ }).click();
     await page.getByRole('heading', { name: 'You approved the request' }).waitFor();
     await accessible(page, 'request approved');
+    // The agency asks again and is answered: its use of the data appears for the person.
+    const retry = await fetch(`${dwp}/r1/UK/GOV/GRO/population/people/${person}?items=person.previousAddresses,person.nationality`, { headers: { accept: 'application/json', 'x-road-client': 'UK/GOV/DWP/benefits', 'x-onceonly-purpose': 'habitual-residence-test' } });
+    assert.equal(retry.status, 200, await retry.text());
+    await page.getByRole('link', { name: 'Who has used your data' }).click();
+    await page.getByRole('heading', { name: /^Department for Work and Pensions/ }).first().waitFor();
+    assert.match(await page.locator('main').innerText(), /Read Previous addresses, Nationality/);
     // Your permissions: give one, then see it given, with its history and receipt.
     await page.getByRole('link', { name: 'Your permissions' }).click();
     await accessible(page, 'your permissions');
@@ -122,6 +128,15 @@ describe('citizen portal in a browser', { skip: SKIP }, () => {
     await page.getByText('Withdraw permission').waitFor();
     await accessible(page, 'your permissions, one given');
     await shot(page, 'permissions');
+    const leeds = demo.endpoints.find((e) => e.name === 'gateway-leeds')!.url;
+    const councilRead = (): Promise<Response> => fetch(`${leeds}/r1/UK/GOV/GRO/population/people/${person}?items=person.birthDate`, { headers: { accept: 'application/json', 'x-road-client': 'UK/MUN/LEEDS/parking', 'x-onceonly-purpose': 'senior-concession' } });
+    assert.equal((await councilRead()).status, 200);
+    // Withdrawn: the council's next request is refused.
+    await page.getByRole('button', { name: /Withdraw permission/ }).click();
+    await page.getByText('Withdrawn').first().waitFor();
+    await accessible(page, 'your permissions, one withdrawn');
+    const refused = await councilRead();
+    assert.equal(((await refused.json()) as { onceonly?: { type?: string } }).onceonly?.type, 'consent_required');
     // Report a move: the postcode, a wrong answer (the error summary), then the address and date.
     await page.getByRole('link', { name: 'Report a change' }).first().click();
     await accessible(page, 'report a change');
