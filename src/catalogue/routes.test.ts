@@ -46,7 +46,7 @@ test('GET /catalogue/items/:id returns one item; an unknown id is a typed 404', 
 
 test('GET /agreements filters by client, provider and date in force', async () => {
   const all = await app.inject({ method: 'GET', url: '/agreements' });
-  assert.equal(all.json<unknown[]>().length, 18);
+  assert.equal(all.json<unknown[]>().length, 19);
   const res = await app.inject({ method: 'GET', url: '/agreements?client=UK/MUN/LEEDS/parking&inForce=2025-06-01' });
   assert.equal(res.statusCode, 200);
   assert.deepEqual(
@@ -54,7 +54,7 @@ test('GET /agreements filters by client, provider and date in force', async () =
     ['leeds-parking-population', 'leeds-parking-addresses', 'leeds-parking-blue-badge', 'leeds-parking-changes', 'leeds-parking-senior-concession'],
   );
   const byProvider = await app.inject({ method: 'GET', url: '/agreements?provider=UK%2FGOV%2FCH%2Fcompanies' });
-  assert.deepEqual(byProvider.json<{ id: string }[]>().map((a) => a.id), ['dwp-benefits-companies']);
+  assert.deepEqual(byProvider.json<{ id: string }[]>().map((a) => a.id), ['dwp-benefits-companies', 'portal-own-data-companies']);
   const bad = await app.inject({ method: 'GET', url: '/agreements?inForce=2025-02-30' });
   assert.equal(bad.statusCode, 400);
   assert.equal(bad.json<{ type: string }>().type, 'invalid_date');

@@ -70,7 +70,7 @@ test('validate: the shipped files are valid; a broken one exits 2', () => {
   const ok = runCatalogueValidate();
   assert.equal(ok.exitCode, 0);
   assert.match(ok.stdout, /catalogue\.yaml: OK, 23 items mastered by 5 registries/);
-  assert.match(ok.stdout, /agreements\.yaml: OK, 18 agreements/);
+  assert.match(ok.stdout, /agreements\.yaml: OK, 19 agreements/);
   const broken = join(scratch, 'agreements.yaml');
   writeFileSync(broken, 'agreements:\n  - id: x\n');
   const bad = runCatalogueValidate({ agreements: broken });

@@ -35,7 +35,7 @@ import { freePort } from './ports.ts';
 import { registerFromStore } from '../audit/register.ts';
 import { IdentityMatcher } from '../identity/match.ts';
 import { identityRoutes } from '../identity/routes.ts';
-import { addressSearchRoutes } from '../registry/search.ts';
+import { addressSearchRoutes, officerSearchRoutes } from '../registry/search.ts';
 import { startPortal, type RunningPortal } from './portal.ts';
 import { AGENCIES, TRUTH_FILE, writeExtracts } from '../audit/extracts.ts';
 
@@ -321,6 +321,8 @@ export async function startDemo(opts: DemoOptions): Promise<RunningDemo> {
         if (o.registry === 'population') identityRoutes(app, new IdentityMatcher(new RegistryRepository(store.db)));
         // The address register also finds the addresses at a postcode (reporting a move starts there).
         if (o.registry === 'addresses') addressSearchRoutes(app, regs.addresses, new RegistryRepository(store.db));
+        // The business register answers which companies a person is an officer of (their own data, for the portal).
+        if (o.registry === 'companies') officerSearchRoutes(app, regs.companies, new RegistryRepository(store.db));
         apps.push(app);
         await app.listen({ host: '127.0.0.1', port: layout.ports.registries[o.registry] ?? 0 });
       }
@@ -352,6 +354,9 @@ export async function startDemo(opts: DemoOptions): Promise<RunningDemo> {
     const geoDir = join(dir, 'gateways', 'geoplace');
     const addressesService = readSettings(geoDir).services['UK/GOV/GEOPLACE/addresses']!['addresses']!;
     addService(geoDir, 'UK/GOV/GEOPLACE/addresses', 'address-search', { url: `http://127.0.0.1:${layout.ports.registries['addresses']}/address-search`, timeoutMs: 10_000, headers: addressesService.headers ?? {}, kind: 'rest', description: 'The addresses at a postcode (public data)', endpoints: [{ method: 'GET', path: '/' }] });
+    const chDir = join(dir, 'gateways', 'ch');
+    const companiesService = readSettings(chDir).services['UK/GOV/CH/companies']!['companies']!;
+    addService(chDir, 'UK/GOV/CH/companies', 'officer-search', { url: `http://127.0.0.1:${layout.ports.registries['companies']}/officer-appointments`, timeoutMs: 10_000, headers: companiesService.headers ?? {}, kind: 'rest', description: 'The companies a person is a current officer of', endpoints: [{ method: 'GET', path: '/' }] });
     addService(groDir, 'UK/GOV/GRO/population', 'identity-match', { url: `${registryBase}/identity`, timeoutMs: 20_000, headers: people.headers ?? {}, kind: 'rest', description: 'Match a verified identity to one person of the register (citizen portal sign-in)', endpoints: [{ method: 'POST', path: '/match' }] });
     addService(groDir, 'UK/GOV/GRO/population', 'changes', { url: `${registryBase}/people`, timeoutMs: 10_000, headers: people.headers ?? {}, kind: 'rest', description: 'Report a change to the population register', endpoints: [{ method: 'POST', path: '/*/changes' }] });
     const receivers: { name: string; org: 'leeds' | 'dwp'; subsystem: string; events: string[]; rx: Receiver }[] = [];

@@ -44,6 +44,8 @@ describe('citizen portal', () => {
     assert.match(page.body, new RegExp(`This is what the public registers hold about you, ${demo.portal.accounts[0]!.name}`));
     assert.match(page.body, /General Register Office \(population register\)/);
     assert.match(page.body, /GeoPlace \(address register\)/);
+    assert.match(page.body, /Companies House \(business register\)/);
+    assert.match(page.body, /Director|Company secretary|not an officer of any company/);
     assert.match(page.body, /Date of birth/);
     // Security headers: a CSP with no inline script but the Design System's own, pinned by hash.
     const head = await request(`${demo.portal.url}/`);

@@ -61,10 +61,11 @@ const SESSION_COOKIE = 'portal_session';
 const LOGIN_COOKIE = 'portal_login';
 const POPULATION = 'UK/GOV/GRO/population';
 const ADDRESSES = 'UK/GOV/GEOPLACE/addresses';
+const COMPANIES = 'UK/GOV/CH/companies';
 /** What "Your data" shows of the population register (each named as a person would say it). */
 const PERSON_ITEMS: [string, string][] = [['person.givenName', 'Given name'], ['person.familyName', 'Family name'], ['person.birthDate', 'Date of birth'], ['person.address', 'Address'], ['person.previousAddresses', 'Previous addresses'], ['person.status', 'Status'], ['person.nationality', 'Nationality']];
 const ADDRESS_ITEMS: [string, string][] = [['address.lines', 'Address lines'], ['address.town', 'Town'], ['address.postcode', 'Postcode']];
-const REGISTER_NAMES: Record<string, string> = { [POPULATION]: 'General Register Office (population register)', [ADDRESSES]: 'GeoPlace (address register)' };
+const REGISTER_NAMES: Record<string, string> = { [POPULATION]: 'General Register Office (population register)', [ADDRESSES]: 'GeoPlace (address register)', [COMPANIES]: 'Companies House (business register)' };
 
 interface Envelope {
   value: unknown;
@@ -310,6 +311,17 @@ export async function createPortalServer(opts: PortalOptions): Promise<FastifyIn
       const a = await exchange('GET', `${encodeIdPath(ADDRESSES)}/addresses/${addressId}?items=${ADDRESS_ITEMS.map(([i]) => i).join(',')}`, 'citizen-own-data');
       registers.push({ name: REGISTER_NAMES[ADDRESSES], rows: a.status === 200 ? rows(ADDRESS_ITEMS, (a.json as { items?: Record<string, Envelope> }).items ?? {}) : ADDRESS_ITEMS.map(([, k]) => ({ key: k, value: 'Could not be read now', source: '', updated: '', classification: '', held: false })) });
     }
+    // The business register: the companies it records the person as an officer of.
+    const officers = await exchange('GET', `${encodeIdPath(COMPANIES)}/officer-search?person=${s.person}`, 'citizen-own-data');
+    const appointments = officers.status === 200 ? ((officers.json as { appointments?: { name: string; status: string; role: string; appointedOn: string }[] }).appointments ?? []) : null;
+    registers.push({
+      name: REGISTER_NAMES[COMPANIES],
+      rows: appointments === null
+        ? [{ key: 'Company appointments', value: 'Could not be read now', source: '', updated: '', classification: '', held: false }]
+        : appointments.length === 0
+          ? [{ key: 'Company appointments', value: 'Not held: you are not an officer of any company', source: '', updated: '', classification: '', held: false }]
+          : appointments.map((a) => ({ key: a.role === 'secretary' ? 'Company secretary' : 'Director', value: `${a.name} (${a.status}), appointed ${longDate(a.appointedOn)}`, source: REGISTER_NAMES[COMPANIES]!, updated: '', classification: 'personal', held: true })),
+    });
     return render(reply, 200, 'your-data.njk', { title: 'Your data', name: s.data.name, registers }, req);
   });
 

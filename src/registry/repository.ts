@@ -124,6 +124,30 @@ export class RegistryRepository {
     return rows.map((r) => r.subject);
   }
 
+  /**
+   * The companies of business register `registry` whose current officers include `personId`
+   * (already checked as a person id, so it holds no LIKE wildcard), with the appointment. The
+   * officers are one JSON value per company, so this reads every company's current officers
+   * (prefiltered by LIKE): fine for a register of tens of thousands of companies; a register of
+   * millions would keep an officer table beside the facts.
+   */
+  async officerAppointments(registry: string, personId: string): Promise<{ company: string; role: string; appointedOn: string }[]> {
+    const rows = await this.#db
+      .selectFrom('fact')
+      .select(['subject', 'value'])
+      .where('registry', '=', registry)
+      .where('item', '=', 'business.officers')
+      .where('superseded_at', 'is', null)
+      .where('valid_to', 'is', null)
+      .where('value', 'like', `%${personId}%`)
+      .orderBy('subject')
+      .execute();
+    return rows.flatMap((r) => {
+      const officers = JSON.parse(r.value) as { personId?: unknown; role?: unknown; appointedOn?: unknown }[];
+      return Array.isArray(officers) ? officers.filter((o) => o.personId === personId).map((o) => ({ company: r.subject, role: String(o.role), appointedOn: String(o.appointedOn) })) : [];
+    });
+  }
+
   /** The current beliefs about `items` of the given subjects of `registry`. */
   async currentFactsOf(registry: string, subjects: readonly string[], items: string[]): Promise<CurrentFact[]> {
     if (subjects.length === 0) return [];

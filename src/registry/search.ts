@@ -9,6 +9,7 @@
 import { Type } from 'typebox';
 import { ErrorBody, type App } from '../core/http.ts';
 import { OnceOnlyError } from '../core/errors.ts';
+import { parseId } from '../core/subjects.ts';
 import type { RegistryService } from './service.ts';
 import type { RegistryRepository } from './repository.ts';
 
@@ -45,5 +46,31 @@ export function addressSearchRoutes(app: App, addresses: RegistryService, repo: 
       out.push({ id, lines: Array.isArray(lines) ? lines.filter((l): l is string => typeof l === 'string') : [], town: typeof town === 'string' ? town : '' });
     }
     return { postcode, addresses: out };
+  });
+}
+
+/**
+ * `GET /officer-appointments?person=`: the companies a person is a current officer of (the
+ * business register's data about them), with each company's name and status. Offered on the
+ * exchange as the `officer-search` service, to the citizen portal for the person's own data.
+ */
+export function officerSearchRoutes(app: App, companies: RegistryService, repo: RegistryRepository): void {
+  app.get('/officer-appointments', {
+    schema: {
+      tags: ['companies'],
+      summary: 'The companies a person is a current officer of',
+      querystring: Type.Object({ person: Type.String({ minLength: 1, maxLength: 32 }) }, { additionalProperties: false }),
+      response: { 200: Type.Object({ person: Type.String(), appointments: Type.Array(Type.Object({ id: Type.String(), name: Type.String(), status: Type.String(), role: Type.String(), appointedOn: Type.String() })) }), 400: ErrorBody },
+    },
+  }, async (req) => {
+    const person = parseId('person', req.query.person, 'query.person');
+    const out = [];
+    for (const a of await repo.officerAppointments(companies.subsystem, person)) {
+      const r = await companies.read(a.company, 'business.name,business.status');
+      const name = r.items['business.name']?.value;
+      const status = r.items['business.status']?.value;
+      out.push({ id: a.company, name: typeof name === 'string' ? name : '', status: typeof status === 'string' ? status : '', role: a.role, appointedOn: a.appointedOn });
+    }
+    return { person, appointments: out };
   });
 }
