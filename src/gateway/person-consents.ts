@@ -29,7 +29,7 @@ import type { ConfView } from './confclient.ts';
 export const PERSON_CONSENTS_SERVICE = 'person-consents';
 
 /** A request to one of the services a client calls on a person's behalf (also gateway/person-previews). */
-export interface PersonConsentsRequest {
+export interface PersonServiceRequest {
   v: ConfView;
   method: string;
   servicePath: string;
@@ -43,7 +43,7 @@ export interface PersonConsentsRequest {
   date: string;
 }
 
-export interface PersonConsentsAnswer {
+export interface PersonServiceAnswer {
   status: number;
   body: unknown;
   agreement: string;
@@ -63,7 +63,7 @@ function jsonBody(body: Buffer | null): Record<string, unknown> {
 }
 
 /** Handles one request of the service; throws typed errors for refusals. */
-export async function personConsents(consents: ConsentStore, receiptKey: KeyObject, gatewayId: string, r: PersonConsentsRequest): Promise<PersonConsentsAnswer> {
+export async function personConsents(consents: ConsentStore, receiptKey: KeyObject, gatewayId: string, r: PersonServiceRequest): Promise<PersonServiceAnswer> {
   // The client first: only one granted this service may speak for a person.
   const agreement = decideAccess(r.v, { client: r.client, provider: r.provider, purpose: r.purpose, agreement: r.agreement, items: [], date: r.date, service: PERSON_CONSENTS_SERVICE });
   if (r.query !== '') throw new OnceOnlyError('invalid_request', 'this service takes no query parameters', { field: 'query' });

@@ -14,7 +14,7 @@ import { OnceOnlyError } from '../core/errors.ts';
 import { parseId } from '../core/subjects.ts';
 import type { PreviewStore } from '../preview/preview.ts';
 import { decideAccess } from './access.ts';
-import type { PersonConsentsRequest as PersonServiceRequest, PersonConsentsAnswer as PersonServiceAnswer } from './person-consents.ts';
+import type { PersonServiceAnswer, PersonServiceRequest } from './person-consents.ts';
 
 export const PERSON_PREVIEWS_SERVICE = 'person-previews';
 

@@ -35,6 +35,14 @@ const signIn = (b: Browser): Promise<void> => signInAt(demo.portal, b);
 
 const csrfOf = (html: string): string => /name="_csrf" value="([^"]+)"/.exec(html)![1]!;
 
+/** The signed-in person's register id, which no page shows: from the proof bundle of their own first record. */
+async function registerIdOf(b: Browser): Promise<string> {
+  await b.get(`${demo.portal.url}/your-data`);
+  const list = await b.get(`${demo.portal.url}/who-used-your-data`);
+  const key = decodeURIComponent(/proof\/([^"]+)"/.exec(list.body)![1]!);
+  return (JSON.parse((await b.get(`${demo.portal.url}/who-used-your-data/proof/${encodeURIComponent(key)}`)).body) as { record: { person: string } }).record.person;
+}
+
 describe('citizen portal', () => {
   test('a person signs in with a password and a one-time code and sees what the registers hold about them', async () => {
     const b = new Browser();
@@ -104,10 +112,7 @@ describe('citizen portal', () => {
     const b = new Browser();
     await signIn(b);
     // Who the person is at the register, from their own proof bundle (the portal never shows ids).
-    await b.get(`${demo.portal.url}/your-data`);
-    const list = await b.get(`${demo.portal.url}/who-used-your-data`);
-    const key = decodeURIComponent(/proof\/([^"]+)"/.exec(list.body)![1]!);
-    const person = (JSON.parse((await b.get(`${demo.portal.url}/who-used-your-data/proof/${encodeURIComponent(key)}`)).body) as { record: { person: string } }).record.person;
+    const person = await registerIdOf(b);
     // The council serves this person: it puts them on its subscription's interest list.
     const leeds = demo.endpoints.find((e) => e.name === 'gateway-leeds')!.url;
     const sub = demo.tellUsOnce.receivers.find((r) => r.subsystem === 'UK/MUN/LEEDS/parking')!.subscription;
@@ -178,10 +183,7 @@ describe('citizen portal', () => {
   test('your permissions: give one, the council may then read; withdraw it, the next read is refused; nobody else\'s can be touched', async () => {
     const b = new Browser();
     await signIn(b);
-    await b.get(`${demo.portal.url}/your-data`);
-    const list = await b.get(`${demo.portal.url}/who-used-your-data`);
-    const key = decodeURIComponent(/proof\/([^"]+)"/.exec(list.body)![1]!);
-    const person = (JSON.parse((await b.get(`${demo.portal.url}/who-used-your-data/proof/${encodeURIComponent(key)}`)).body) as { record: { person: string } }).record.person;
+    const person = await registerIdOf(b);
     const leeds = demo.endpoints.find((e) => e.name === 'gateway-leeds')!.url;
     const gds = demo.endpoints.find((e) => e.name === 'gateway-gds')!.url;
     const councilRead = async (): Promise<{ status: number; type: string }> => {
@@ -235,10 +237,7 @@ describe('citizen portal', () => {
   test('requests waiting for you: the benefits agency asks, the person sees the values and approves, then declines the next', async () => {
     const b = new Browser();
     await signIn(b);
-    await b.get(`${demo.portal.url}/your-data`);
-    const list = await b.get(`${demo.portal.url}/who-used-your-data`);
-    const key = decodeURIComponent(/proof\/([^"]+)"/.exec(list.body)![1]!);
-    const person = (JSON.parse((await b.get(`${demo.portal.url}/who-used-your-data/proof/${encodeURIComponent(key)}`)).body) as { record: { person: string } }).record.person;
+    const person = await registerIdOf(b);
     const dwp = demo.endpoints.find((e) => e.name === 'gateway-dwp')!.url;
     const ask = async (): Promise<{ status: number; type: string }> => {
       const r = await request(`${dwp}/r1/UK/GOV/GRO/population/people/${person}?items=person.previousAddresses,person.nationality`, { headers: { accept: 'application/json', 'x-road-client': 'UK/GOV/DWP/benefits', 'x-onceonly-purpose': 'habitual-residence-test' } });

@@ -32,6 +32,7 @@ import { GOVUK_DIST, VIEWS_DIR, templateScriptHash } from './views.ts';
 import type { MatchDecision } from '../identity/match.ts';
 import { track, type TrackedRecord } from '../gateway/tracker.ts';
 import { readHeldConfiguration } from '../gateway/node.ts';
+import type { GlobalConfiguration } from '../central/types.ts';
 
 export interface PortalOptions {
   /** Where the portal is reached, e.g. `http://127.0.0.1:8080` (redirect URI is `/auth/callback` under it). */
@@ -150,6 +151,26 @@ export async function createPortalServer(opts: PortalOptions): Promise<FastifyIn
     allowedPath: (p) => p === '/govuk-frontend.min.js',
   });
   await app.register(fastifyStatic, { root: join(VIEWS_DIR, '..', 'public'), prefix: '/scripts/', decorateReply: false, index: false, allowedPath: (p) => p === '/init.js' });
+
+  // The gateway's held global configuration (names, agreements), read from its store at most
+  // once a minute rather than on every page: it changes when the central publishes, not per request.
+  let held: { at: number; conf: Promise<GlobalConfiguration> } | undefined;
+  const heldConf = (): Promise<GlobalConfiguration> => {
+    if (!held || Date.now() - held.at > 60_000) {
+      const conf = readHeldConfiguration(opts.gatewayDir).then((h) => h.conf);
+      conf.catch(() => (held = undefined));
+      held = { at: Date.now(), conf };
+    }
+    return held.conf;
+  };
+  // Sessions end when they are next looked at; expired rows of people who never come back are
+  // removed here, so the table does not grow with every sign-in.
+  const sweeper = setInterval(() => void opts.sessions.sweep().catch(() => undefined), 10 * 60_000);
+  sweeper.unref();
+  app.addHook('onClose', (_app, done) => {
+    clearInterval(sweeper);
+    done();
+  });
 
   const cookieBase = { httpOnly: true, sameSite: 'lax' as const, path: '/', secure: tls, signed: true };
   let config: oidc.Configuration | undefined;
@@ -329,7 +350,7 @@ export async function createPortalServer(opts: PortalOptions): Promise<FastifyIn
   const recordKey = (r: TrackedRecord): string => `${r.record.gateway}~${r.record.logPosition}~${r.record.part ?? 0}`;
   /** The member names of the exchange, from the held global configuration (organisations by name, not id). */
   const exchangeNames = async (): Promise<{ members: Map<string, string>; purposes: Map<string, string> }> => {
-    const { conf } = await readHeldConfiguration(opts.gatewayDir);
+    const conf = await heldConf();
     return { members: new Map(conf.members.map((m) => [m.id, m.name])), purposes: new Map(conf.agreements.map((a) => [a.id, a.purpose.description])) };
   };
   const orgOf = (names: Map<string, string>, client: string): string => names.get(client.split('/').slice(0, 3).join('/')) ?? client;
@@ -497,7 +518,7 @@ export async function createPortalServer(opts: PortalOptions): Promise<FastifyIn
     const r = await exchange('GET', CONSENTS, 'citizen-consent-management', undefined, s.person);
     if (r.status !== 200) return problem(reply, 502, 'Sorry, your permissions cannot be shown now', ['The population register did not answer. Try again later.'], req);
     const consents = ((r.json as { consents?: ConsentView[] }).consents ?? []);
-    const { conf } = await readHeldConfiguration(opts.gatewayDir);
+    const conf = await heldConf();
     const names = new Map(conf.members.map((m) => [m.id, m.name]));
     const today = todayIso();
     // What the person may give: agreements of this register that release only with consent, in force, not already given.
@@ -517,7 +538,7 @@ export async function createPortalServer(opts: PortalOptions): Promise<FastifyIn
     const s = req.portalSession!;
     const body = (req.body ?? {}) as Record<string, unknown>;
     const agreement = typeof body['agreement'] === 'string' ? body['agreement'].slice(0, 100) : '';
-    const { conf } = await readHeldConfiguration(opts.gatewayDir);
+    const conf = await heldConf();
     const a = conf.agreements.find((x) => x.id === agreement && x.consentRequired && x.provider === POPULATION);
     if (!a) return problem(reply, 400, 'Sorry, that permission cannot be given here', ['Go back to your permissions and choose one from the list.'], req);
     // A year, or to the end of the agreement if that comes first: permission is never open-ended.

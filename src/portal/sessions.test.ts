@@ -66,6 +66,15 @@ eachEngine('portal sessions', (getStore) => {
     assert.ok(rows.length > 0 && rows.every((r) => r.id !== token && /^[A-Za-z0-9_-]{43}$/.test(r.id)));
     await s.end(token);
     assert.equal(await s.get(token), undefined);
+    // What expired and was never looked at again is swept away; what is in force stays.
+    await s.startLogin({ state: 's', nonce: 'n', verifier: 'v' });
+    later(9 * 60);
+    const fresh = await s.create('P-000000001-7', data);
+    const before = (await getStore().db.selectFrom('portal_session').select('id').execute()).length;
+    const swept = await s.sweep();
+    assert.ok(swept >= 1);
+    assert.equal((await getStore().db.selectFrom('portal_session').select('id').execute()).length, before - swept);
+    assert.ok(await s.get(fresh));
     assert.equal(await s.get('not-a-token'), undefined);
   });
 });
